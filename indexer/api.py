@@ -1,0 +1,184 @@
+"""The Python API: everything the CLI does, callable without it.
+
+    from indexer import api
+    summary = api.index("s3://photos/2024/", config=api.load_config(flags={"db_url": "sqlite:///faces.db"}))
+
+Each function takes a resolved :class:`~indexer.config.Config`, raises the domain errors of
+:mod:`indexer.errors`, and returns plain data; printing and exit codes are the CLI's business.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .config import Config, load_config
+from .engines.base import Engine
+from .errors import ConfigError
+from .pipeline import RunOptions, RunSummary, run_index
+from .sources import parse_source
+from .store.repository import Store
+
+__all__ = ["load_config", "open_store", "index", "default_engine_for", "create_engine", "runs", "show", "upgrade"]
+
+
+def open_store(config: Config, *, migrate: bool = True, pool_size: int = 5) -> Store:
+    """Connect to the configured database and bring its schema up to date."""
+    return Store.open(config.db_url, migrate=migrate, pool_size=pool_size)
+
+
+def upgrade(config: Config) -> str | None:
+    """Apply every pending migration; returns the revision the database is now at."""
+    from .store.migrate import current_revision
+
+    store = open_store(config)
+    try:
+        return current_revision(store.engine)
+    finally:
+        store.close()
+
+
+def default_engine_for(source: str) -> str:
+    """``rekognition`` for S3 (the photos are already in AWS), ``local`` for a folder.
+
+    Nobody should pay for cloud calls by surprise, so a local folder never defaults to the cloud.
+    """
+    return "rekognition" if source.startswith("s3://") else "local"
+
+
+def _aws_session(config: Config):
+    from .aws import make_session
+
+    return make_session(config.profile, config.region)
+
+
+def create_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> Engine:
+    """The engine called ``name``, configured from ``config``."""
+    if name == "rekognition":
+        from .aws import make_client
+        from .engines.rekognition import RekognitionEngine
+        from .ratelimit import AdaptiveRateLimiter, RetryingCaller, RetryPolicy
+
+        session = session or _aws_session(config)
+        pool = config.concurrency + 2
+        client = make_client(session, "rekognition", pool=pool, max_attempts=1)
+        s3_client = make_client(session, "s3", pool=pool, max_attempts=3)
+        caller = RetryingCaller(
+            AdaptiveRateLimiter(config.tps),
+            RetryPolicy(max_attempts=config.retry_attempts),
+            stopping=(stop.is_set if stop else (lambda: False)),
+        )
+        return RekognitionEngine(client, s3_client=s3_client, caller=caller)
+    if name == "local":
+        from pathlib import Path
+
+        from .engines.local import LocalEngine
+
+        models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
+        return LocalEngine(workers=config.workers, models_dir=models_dir)
+    raise ConfigError(f"unknown engine {name!r}: use 'local' or 'rekognition'")
+
+
+def _open_source(source: str, config: Config, session_holder: dict[str, Any]):
+    from .sources import open_source
+
+    def s3_client():
+        from .aws import make_client
+
+        session_holder.setdefault("session", _aws_session(config))
+        return make_client(session_holder["session"], "s3", pool=config.concurrency + 2, max_attempts=3)
+
+    return open_source(source, s3_client)
+
+
+def index(
+    source: str,
+    *,
+    config: Config | None = None,
+    engine: Engine | str | None = None,
+    reindex: bool = False,
+    prune: bool = False,
+    retry_failed: bool = False,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+) -> RunSummary:
+    """Index every image under ``source`` (``s3://bucket/prefix`` or a folder); see pipeline.py."""
+    config = config or load_config()
+    parse_source(source)  # a malformed source is a usage error before anything is opened
+    stop = stop or threading.Event()
+    own_store = store is None
+    store = store or open_store(config, pool_size=config.concurrency + 4)
+    holder: dict[str, Any] = {}
+    own_engine = engine is None or isinstance(engine, str)
+    try:
+        src = _open_source(source, config, holder)
+        if own_engine:
+            name = engine or config.engine or default_engine_for(source)
+            engine = create_engine(name, config, session=holder.get("session"), stop=stop)
+        options = RunOptions(
+            reindex=reindex,
+            prune=prune,
+            retry_failed=retry_failed,
+            concurrency=config.concurrency,
+            batch_size=config.batch_size,
+            lock_lease_seconds=config.lock_lease_seconds,
+            progress=progress,
+        )
+        try:
+            return run_index(store, src, engine, options, stop=stop)  # type: ignore[arg-type]
+        finally:
+            if own_engine:
+                engine.close()  # type: ignore[union-attr]
+    finally:
+        if own_store:
+            store.close()
+
+
+def runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
+    """The last runs, newest first, with their counters."""
+    store = open_store(config)
+    try:
+        return [_run_dict(run) for run in store.runs(limit)]
+    finally:
+        store.close()
+
+
+def show(config: Config, uri: str) -> dict[str, Any] | None:
+    """One image's stored row and faces (Rekognition shape plus ``face_id``), or None."""
+    from .sources import parse_source as _parse
+    from pathlib import Path
+
+    store = open_store(config)
+    try:
+        found = store.image(uri)
+        if found is None and not uri.startswith("s3://"):
+            parsed = _parse(uri)
+            found = store.image(str(parsed)) if isinstance(parsed, Path) else None
+        return found
+    finally:
+        store.close()
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    def iso(moment):
+        return moment.isoformat(timespec="seconds") if moment else None
+
+    return {
+        "run_id": run.id,
+        "source": run.source,
+        "engine": run.engine,
+        "status": run.status,
+        "started_at": iso(run.started_at),
+        "ended_at": iso(run.ended_at),
+        "host": run.host,
+        "pid": run.pid,
+        "listed": run.listed,
+        "skipped_unchanged": run.skipped_unchanged,
+        "analyzed": run.analyzed,
+        "faces": run.faces,
+        "failed": run.failed,
+        "pruned": run.pruned,
+        "api_calls": run.api_calls,
+        "error": run.error,
+    }

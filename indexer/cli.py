@@ -1,0 +1,200 @@
+"""The ``indexer`` command: parse flags, call :mod:`indexer.api`, print, exit.
+
+Exit codes: 0 the run completed (per-image failures are in the summary and the database);
+1 it could not complete; 2 usage or configuration error; 75 another run holds the lock;
+130/143 interrupted by SIGINT/SIGTERM. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from .errors import EXIT_SIGINT, EXIT_SIGTERM, IndexerError, mask_url
+
+app = typer.Typer(
+    name="indexer",
+    help="Index the faces in a photo collection (S3 prefix or local folder) and search them by attribute.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $INDEXER_CONFIG, then ~/.config/indexer/config.toml).", show_default=False)
+DbOpt = typer.Option(None, "--db", help="Database URL (default: $INDEXER_DB_URL, the config file, or SQLite in ~/.local/share/indexer).", show_default=False)
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"indexer: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the domain's errors into one line on stderr and their exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except IndexerError as exc:
+            fail(str(exc), exc.exit_code)
+
+    return wrapper
+
+
+def _config(config_file: Optional[Path], **flags: Any):
+    from .config import load_config
+
+    return load_config(config_file, flags)
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the run to stop gracefully; a second signal stops the process at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            import os
+
+            os._exit(EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM)
+        self.signum = signum
+        self.event.set()
+        typer.echo("indexer: stopping: finishing in-flight images (signal again to quit at once)", err=True)
+
+    def __exit__(self, *_exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+
+
+@app.command()
+@domain_errors
+def index(
+    source: str = typer.Argument(..., help="s3://bucket/prefix or a local folder."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local or rekognition (default: local for folders, rekognition for s3://).", show_default=False),
+    db: Optional[str] = DbOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    reindex: bool = typer.Option(False, "--reindex", help="Analyse every image again, changed or not."),
+    prune: bool = typer.Option(False, "--prune", help="Delete the rows of images no longer under SOURCE."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry images that failed permanently, though unchanged."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Worker threads [default: 16].", show_default=False),
+    tps: Optional[float] = typer.Option(None, "--tps", help="Ceiling on engine calls per second [default: 50].", show_default=False),
+    profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile.", show_default=False),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS region.", show_default=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; only the summary line."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Index the faces of every image under SOURCE (incremental: unchanged images are skipped)."""
+    from . import api
+
+    config = _config(config_file, db_url=db, engine=engine, concurrency=concurrency, tps=tps, profile=profile, region=region)
+    progress = sys.stderr.isatty() and not quiet and not as_json
+    with _StopOnSignal() as stopper:
+        summary = api.index(
+            source, config=config, reindex=reindex, prune=prune, retry_failed=retry_failed, progress=progress, stop=stopper.event
+        )
+    typer.echo(json.dumps(summary.as_dict()) if as_json else summary.line())
+    if stopper.signum is not None:
+        raise typer.Exit(stopper.exit_code)
+
+
+@db_app.command("upgrade")
+@domain_errors
+def db_upgrade(db: Optional[str] = DbOpt, config_file: Optional[Path] = ConfigOpt) -> None:
+    """Create or migrate the database schema to the latest version."""
+    from . import api
+
+    config = _config(config_file, db_url=db)
+    revision = api.upgrade(config)
+    typer.echo(f"database {mask_url(config.db_url)} is at revision {revision}")
+
+
+@app.command()
+@domain_errors
+def runs(
+    db: Optional[str] = DbOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    limit: int = typer.Option(10, "--limit", min=1, help="How many runs."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines, one run per line."),
+) -> None:
+    """List the last runs with their counters, newest first."""
+    from . import api
+
+    for run in api.runs(_config(config_file, db_url=db), limit):
+        if as_json:
+            typer.echo(json.dumps(run))
+        else:
+            typer.echo(
+                f"{run['run_id']:>5}  {run['status']:<11} {run['started_at'] or '':<25} {run['source']}  "
+                f"listed {run['listed']} unchanged {run['skipped_unchanged']} analyzed {run['analyzed']} "
+                f"faces {run['faces']} failed {run['failed']} calls {run['api_calls']}"
+            )
+
+
+@app.command()
+@domain_errors
+def show(
+    uri: str = typer.Argument(..., help="The image's URI as indexed (s3://bucket/key or a file path)."),
+    db: Optional[str] = DbOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json", help="The image and its faces as JSON (Rekognition's FaceDetail shape)."),
+) -> None:
+    """Show the stored faces of one image."""
+    from . import api
+
+    image = api.show(_config(config_file, db_url=db), uri)
+    if image is None:
+        fail(f"image not in the index: {uri}", 1)
+    if as_json:
+        typer.echo(json.dumps(image, indent=2))
+        return
+    typer.echo(f"{image['uri']}  {image['status']}  engine {image['engine']}  {image['width']}x{image['height']}  faces {len(image['faces'])}")
+    if image["error_code"]:
+        typer.echo(f"  error {image['error_code']}: {image['error_message']}")
+    for face in image["faces"]:
+        typer.echo(f"  face {face['face_id']}: {_face_summary(face)}")
+
+
+def _face_summary(face: dict[str, Any]) -> str:
+    parts = []
+    if "AgeRange" in face:
+        parts.append(f"age {face['AgeRange']['Low']}-{face['AgeRange']['High']}")
+    if "Gender" in face:
+        parts.append(face["Gender"]["Value"].lower())
+    for key in ("Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache", "EyesOpen", "MouthOpen", "FaceOccluded"):
+        if key in face and face[key].get("Value"):
+            parts.append(key.lower())
+    emotions = face.get("Emotions") or []
+    if emotions:
+        top = max(emotions, key=lambda e: e["Confidence"])
+        parts.append(f"{top['Type'].lower()} {top['Confidence']:.0f}%")
+    return ", ".join(parts) or "no attributes"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

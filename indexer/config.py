@@ -1,0 +1,161 @@
+"""Settings: defaults < config file (TOML) < ``INDEXER_*`` environment variables < flags.
+
+Every setting is declared once in :data:`SETTINGS` (name, TOML section, type, default, help),
+which gives the environment variable (``INDEXER_`` + NAME), the config-file key and the
+validation. An unknown key or a value of the wrong type is an error naming the key and where it
+came from: a typo in a cron job's config must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .store.db import default_db_url
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    section: str
+    type: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db_url", "", str, None, "database URL (SQLite file by default; postgresql+psycopg://... for scale)"),
+    Setting("engine", "index", str, None, "analysis engine: local or rekognition (default: local for folders, rekognition for s3://)"),
+    Setting("concurrency", "index", int, 16, "worker threads"),
+    Setting("tps", "index", float, 50.0, "ceiling on engine calls per second, shared by all workers"),
+    Setting("retry_attempts", "index", int, 6, "tries per engine call on throttling/5xx/connection faults"),
+    Setting("batch_size", "index", int, 50, "images written per database transaction"),
+    Setting("lock_lease_seconds", "index", float, 60.0, "a crashed run's lock is taken over after this long without heartbeat"),
+    Setting("profile", "aws", str, None, "AWS profile (default: the standard credential chain)"),
+    Setting("region", "aws", str, None, "AWS region (default: the standard chain)"),
+    Setting("min_confidence", "search", float, 50.0, "confidence (0-100) an attribute needs to count as true"),
+    Setting("workers", "local", int, None, "processes of the local engine (default: one per core)"),
+    Setting("models_dir", "local", str, None, "where the local engine's model files are cached"),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    db_url: str
+    engine: str | None
+    concurrency: int
+    tps: float
+    retry_attempts: int
+    batch_size: int
+    lock_lease_seconds: float
+    profile: str | None
+    region: str | None
+    min_confidence: float
+    workers: int | None
+    models_dir: str | None
+
+    def replace(self, **changes: Any) -> "Config":
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return Config(**values)
+
+
+def env_var(name: str) -> str:
+    return f"INDEXER_{name.upper()}"
+
+
+def default_config_path() -> Path:
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "indexer" / "config.toml"
+
+
+def _coerce(setting: Setting, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    try:
+        if setting.type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            result = int(value)
+        elif setting.type is float:
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+        else:
+            if not isinstance(value, str):
+                raise ValueError
+            result = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {setting.name} must be {setting.type.__name__}, got {value!r}") from None
+    if setting.type in (int, float) and result <= 0 and setting.name != "min_confidence":
+        raise ConfigError(f"{where}: {setting.name} must be positive, got {value!r}")
+    if setting.name == "min_confidence" and not 0 <= result <= 100:
+        raise ConfigError(f"{where}: min_confidence must be between 0 and 100, got {value!r}")
+    if setting.name == "engine" and result not in ("local", "rekognition"):
+        raise ConfigError(f"{where}: engine must be 'local' or 'rekognition', got {value!r}")
+    return result
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings of a TOML file, validated; sections are [index], [aws], [search], [local]."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for subkey, subvalue in value.items():
+                _accept(values, subkey, subvalue, f"{path} [{key}]", section=key)
+        else:
+            _accept(values, key, value, str(path), section="")
+    return values
+
+
+def _accept(values: dict[str, Any], key: str, value: Any, where: str, section: str) -> None:
+    setting = _BY_NAME.get(key)
+    if setting is None or setting.section != section:
+        place = f"[{setting.section}]" if setting and setting.section else "the top level"
+        hint = f" (it belongs in {place})" if setting else ""
+        raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
+    values[key] = _coerce(setting, value, where)
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(env_var(setting.name))
+        if raw not in (None, ""):
+            values[setting.name] = _coerce(setting, raw, env_var(setting.name))
+    return values
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve every setting: defaults < config file < environment < flags (None = not given)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    path = Path(config_file).expanduser() if config_file else None
+    if path is None and environ.get("INDEXER_CONFIG"):
+        path = Path(environ["INDEXER_CONFIG"]).expanduser()
+    if path is None and default_config_path().is_file():
+        path = default_config_path()
+    if path is not None:
+        values.update(read_config_file(path))
+    values.update(read_environment(environ))
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _coerce(_BY_NAME[name], value, f"--{name.replace('_', '-')}")
+    if not values["db_url"]:
+        values["db_url"] = default_db_url()
+    return Config(**values)

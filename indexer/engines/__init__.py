@@ -1,0 +1,12 @@
+"""Analysis engines behind one interface (:mod:`indexer.engines.base`).
+
+Engines are imported lazily by name: ``indexer search`` never pays for boto3 or model runtimes.
+"""
+
+from __future__ import annotations
+
+from .base import ALL_ATTRIBUTES, Analysis, Capabilities, Engine, FaceDetail, ImageRef
+
+ENGINE_NAMES = ("rekognition", "local")
+
+__all__ = ["ALL_ATTRIBUTES", "Analysis", "Capabilities", "Engine", "FaceDetail", "ImageRef", "ENGINE_NAMES"]

@@ -1,0 +1,132 @@
+"""Calling a rate-limited, sometimes-failing service from many threads, at the rate it admits.
+
+:class:`AdaptiveRateLimiter` is a shared pacing clock whose rate adapts to what the service
+really admits: each second it looks at the calls that completed; when more than a few were
+throttled it drops to 95% of the rate that actually got through (a measured, not guessed,
+capacity), otherwise it climbs back by 5% a second up to the configured ceiling. Isolated
+throttles (noise) do not move it; a real ceiling does, within about a second.
+
+:class:`RetryingCaller` wraps each call: paced by the limiter, retried with jittered exponential
+backoff on transient faults, and it counts every attempt (billable calls) it made.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from .errors import is_throttling, is_transient
+
+T = TypeVar("T")
+
+
+class AdaptiveRateLimiter:
+    """A token clock shared by all workers. ``acquire()`` blocks until the caller's slot."""
+
+    #: A window needs this many throttles, and this share of its calls, to count as a ceiling.
+    MIN_THROTTLES = 3
+    THROTTLE_SHARE = 0.04
+    BACKOFF_TO = 0.95  # of the rate the service admitted in that window
+    GROWTH = 0.05  # per window without a ceiling
+
+    def __init__(self, max_rate: float, *, min_rate: float = 0.5, window: float = 1.0, clock=time.monotonic, sleep=time.sleep):
+        if max_rate <= 0:
+            raise ValueError("max_rate must be positive")
+        self.max_rate = float(max_rate)
+        self.min_rate = min(float(min_rate), self.max_rate)
+        self.rate = self.max_rate
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = clock()
+        self._window_start = clock()
+        self._ok = 0
+        self._throttled = 0
+        self.throttled_total = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self.rate
+        delay = slot - now
+        if delay > 0:
+            self._sleep(delay)
+
+    def record(self, *, throttled: bool) -> None:
+        """Tell the limiter how a call it paced ended."""
+        with self._lock:
+            if throttled:
+                self._throttled += 1
+                self.throttled_total += 1
+            else:
+                self._ok += 1
+            now = self._clock()
+            elapsed = now - self._window_start
+            if elapsed >= self.window:
+                self._adapt(elapsed)
+                self._window_start, self._ok, self._throttled = now, 0, 0
+
+    def _adapt(self, elapsed: float) -> None:
+        calls = self._ok + self._throttled
+        if self._throttled >= self.MIN_THROTTLES and self._throttled > self.THROTTLE_SHARE * calls:
+            admitted = self._ok / elapsed
+            self.rate = max(self.min_rate, min(self.rate, admitted) * self.BACKOFF_TO)
+        else:
+            self.rate = min(self.max_rate, self.rate * (1 + self.GROWTH) + 0.1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a transient fault is retried."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**attempt)]."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+class RetryingCaller:
+    """Runs one service call with pacing, adaptive rate, retries and a count of attempts."""
+
+    def __init__(self, limiter: AdaptiveRateLimiter | None, policy: RetryPolicy, sleep=time.sleep, stopping: Callable[[], bool] = lambda: False):
+        self.limiter = limiter
+        self.policy = policy
+        self._sleep = sleep
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.retries = 0
+
+    def call(self, fn: Callable[[], T]) -> tuple[T, int]:
+        """``fn()`` with retries; returns (result, attempts). Raises the last error when out of tries."""
+        attempts = 0
+        while True:
+            if self.limiter:
+                self.limiter.acquire()
+            attempts += 1
+            with self._lock:
+                self.calls += 1
+            try:
+                result = fn()
+            except Exception as exc:
+                throttled = is_throttling(exc)
+                if self.limiter:
+                    self.limiter.record(throttled=throttled)
+                if not is_transient(exc) or attempts >= self.policy.max_attempts or self._stopping():
+                    exc.attempts = attempts  # type: ignore[attr-defined]
+                    raise
+                with self._lock:
+                    self.retries += 1
+                self._sleep(self.policy.delay(attempts))
+                continue
+            if self.limiter:
+                self.limiter.record(throttled=False)
+            return result, attempts

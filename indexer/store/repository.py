@@ -1,0 +1,330 @@
+"""The writes and reads on the index: runs, batched image results, fingerprint look-ups, prune.
+
+Writes are batched (one transaction for many images) and each image's faces are replaced in
+the same transaction that updates its row, so a reader or a crash never sees an image with
+half of its faces, or faces of two different analyses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..engines.base import Analysis, ImageRef
+from ..errors import ImageError
+from .db import check_reachable, create_db_engine
+from .facedetail import emotion_rows, face_columns, stored_detail
+from .migrate import upgrade
+from .models import (
+    IMAGE_FAILED,
+    IMAGE_INDEXED,
+    RUN_RUNNING,
+    Emotion,
+    EngineInfo,
+    Face,
+    Image,
+    Run,
+)
+
+#: Bound parameters per IN (...) look-up; well under SQLite's 32k limit, and one round trip.
+LOOKUP_BATCH = 900
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class KnownImage:
+    """What the index already holds about a URI: enough to decide whether it needs work."""
+
+    fingerprint: str
+    engine: str
+    status: str
+    retryable: bool | None
+
+
+@dataclass
+class ImageOutcome:
+    """One image's result, ready to be written: either an analysis or an error."""
+
+    ref: ImageRef
+    engine: str
+    analysis: Analysis | None = None
+    error: ImageError | None = None
+
+    @property
+    def face_count(self) -> int:
+        return len(self.analysis.face_details) if self.analysis else 0
+
+
+@dataclass
+class RunCounters:
+    listed: int = 0
+    skipped_unchanged: int = 0
+    analyzed: int = 0
+    faces: int = 0
+    failed: int = 0
+    pruned: int = 0
+    api_calls: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class Store:
+    """The index database. Thread-safe: every method takes its own connection from the pool."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, pool_size: int = 5) -> "Store":
+        """Connect (a one-line FatalError if unreachable) and bring the schema to head."""
+        engine = create_db_engine(url, pool_size=pool_size)
+        check_reachable(engine)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def begin_run(self, source: str, engine: str) -> int:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                insert(Run)
+                .values(
+                    source=source,
+                    engine=engine,
+                    status=RUN_RUNNING,
+                    started_at=now,
+                    heartbeat_at=now,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    **RunCounters().as_dict(),
+                )
+                .returning(Run.id)
+            ).scalar_one()
+
+    def update_run(self, run_id: int, counters: RunCounters) -> None:
+        """Record progress and prove the run is alive (the heartbeat)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **counters.as_dict()))
+
+    def finish_run(self, run_id: int, status: str, counters: RunCounters, error: str | None = None) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=status, ended_at=now, heartbeat_at=now, error=error, **counters.as_dict())
+            )
+
+    def runs(self, limit: int = 20) -> list[Run]:
+        """The last ``limit`` runs, newest first (detached objects, safe to read after return)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+
+    def run(self, run_id: int) -> Run | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(Run, run_id)
+
+    # -- engines ------------------------------------------------------------------------------
+
+    def record_engine(self, name: str, attributes: Iterable[str]) -> None:
+        """Remember which FaceDetail keys engine ``name`` fills (read by search's warnings)."""
+        values = {"name": name, "attributes": json.dumps(sorted(attributes)), "updated_at": utcnow()}
+        with self.engine.begin() as conn:
+            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            statement = dialect_insert(EngineInfo).values(**values)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[EngineInfo.name],
+                    set_={"attributes": statement.excluded.attributes, "updated_at": statement.excluded.updated_at},
+                )
+            )
+
+    def engine_attributes(self) -> dict[str, frozenset[str]]:
+        """FaceDetail keys each recorded engine fills, by engine name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(EngineInfo.name, EngineInfo.attributes)).all()
+        return {name: frozenset(json.loads(attributes)) for name, attributes in rows}
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def known(self, uris: Sequence[str]) -> dict[str, KnownImage]:
+        """Fingerprint, engine and status of every URI of ``uris`` already in the index.
+
+        One query per :data:`LOOKUP_BATCH` URIs, never one per key: this is the planner's hot path.
+        """
+        found: dict[str, KnownImage] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(uris), LOOKUP_BATCH):
+                chunk = uris[start : start + LOOKUP_BATCH]
+                rows = conn.execute(
+                    select(Image.uri, Image.fingerprint, Image.engine, Image.status, Image.retryable).where(
+                        Image.uri.in_(chunk)
+                    )
+                )
+                for uri, fingerprint, engine, status, retryable in rows:
+                    found[uri] = KnownImage(fingerprint, engine, status, retryable)
+        return found
+
+    def mark_seen(self, run_id: int, uris: Sequence[str]) -> None:
+        """Note that this run's listing saw ``uris`` (what ``--prune`` keeps)."""
+        with self.engine.begin() as conn:
+            for start in range(0, len(uris), LOOKUP_BATCH):
+                chunk = uris[start : start + LOOKUP_BATCH]
+                conn.execute(update(Image).where(Image.uri.in_(chunk)).values(seen_run_id=run_id))
+
+    def prune(self, uri_prefix: str, run_id: int) -> int:
+        """Delete images under ``uri_prefix`` that run ``run_id`` did not see. Faces cascade."""
+        stale = select(Image.id).where(
+            Image.uri.startswith(uri_prefix, autoescape=True),
+            (Image.seen_run_id.is_(None)) | (Image.seen_run_id != run_id),
+        )
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(stale).scalars())
+            for start in range(0, len(ids), LOOKUP_BATCH):
+                chunk = ids[start : start + LOOKUP_BATCH]
+                face_ids = select(Face.id).where(Face.image_id.in_(chunk))
+                conn.execute(delete(Emotion).where(Emotion.face_id.in_(face_ids)))
+                conn.execute(delete(Face).where(Face.image_id.in_(chunk)))
+                conn.execute(delete(Image).where(Image.id.in_(chunk)))
+        return len(ids)
+
+    # -- writing results ----------------------------------------------------------------------
+
+    def write(self, outcomes: Sequence[ImageOutcome], run_id: int | None) -> list[ImageOutcome]:
+        """Write a batch of outcomes in one transaction; returns the outcomes actually written.
+
+        If the batch cannot be written as a whole (one row the database refuses), each image is
+        written on its own so one bad row costs only itself, and that image is recorded as
+        failed with the database's reason instead of being lost.
+        """
+        if not outcomes:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                for outcome in outcomes:
+                    self._write_one(conn, outcome, run_id)
+            return list(outcomes)
+        except SQLAlchemyError:
+            if len(outcomes) == 1:
+                return self._write_as_failure(outcomes[0], run_id)
+        written: list[ImageOutcome] = []
+        for outcome in outcomes:
+            written.extend(self.write([outcome], run_id))
+        return written
+
+    def _write_as_failure(self, outcome: ImageOutcome, run_id: int | None) -> list[ImageOutcome]:
+        failure = ImageOutcome(
+            ref=outcome.ref,
+            engine=outcome.engine,
+            error=ImageError("StoreError", "the database refused this image's faces", retryable=True),
+        )
+        with self.engine.begin() as conn:
+            self._write_one(conn, failure, run_id)
+        return [failure]
+
+    def _write_one(self, conn: Any, outcome: ImageOutcome, run_id: int | None) -> None:
+        ref, analysis, error = outcome.ref, outcome.analysis, outcome.error
+        values: dict[str, Any] = {
+            "uri": ref.uri,
+            "fingerprint": ref.fingerprint,
+            "size": ref.size,
+            "engine": outcome.engine,
+            "indexed_at": utcnow(),
+            "run_id": run_id,
+            "seen_run_id": run_id,
+            "face_count": outcome.face_count,
+            "status": IMAGE_FAILED if error else IMAGE_INDEXED,
+            "error_code": error.code if error else None,
+            "error_message": error.message if error else None,
+            "retryable": error.retryable if error else None,
+            "width": analysis.width if analysis else None,
+            "height": analysis.height if analysis else None,
+        }
+        image_id = self._upsert_image(conn, values)
+        old_faces = select(Face.id).where(Face.image_id == image_id)
+        conn.execute(delete(Emotion).where(Emotion.face_id.in_(old_faces)))
+        conn.execute(delete(Face).where(Face.image_id == image_id))
+        if not analysis or not analysis.face_details:
+            return
+        rows = [
+            {"image_id": image_id, "face_index": i, "engine": outcome.engine, **face_columns(detail)}
+            for i, detail in enumerate(analysis.face_details)
+        ]
+        face_ids = conn.execute(insert(Face).returning(Face.id, sort_by_parameter_order=True), rows).scalars().all()
+        emotions = [
+            {"face_id": face_id, "type": kind, "confidence": confidence}
+            for face_id, detail in zip(face_ids, analysis.face_details)
+            for kind, confidence in emotion_rows(detail)
+        ]
+        if emotions:
+            conn.execute(insert(Emotion), emotions)
+
+    def _upsert_image(self, conn: Any, values: dict[str, Any]) -> int:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(Image).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Image.uri], set_={k: statement.excluded[k] for k in values if k != "uri"}
+        ).returning(Image.id)
+        return conn.execute(statement).scalar_one()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def image(self, uri: str) -> dict[str, Any] | None:
+        """One image's row and its faces, each face in Rekognition's own shape plus ``face_id``."""
+        with Session(self.engine) as session:
+            image = session.scalars(select(Image).where(Image.uri == uri)).first()
+            if image is None:
+                return None
+            faces = session.execute(
+                select(Face.id, Face.raw).where(Face.image_id == image.id).order_by(Face.face_index)
+            ).all()
+        return {
+            "uri": image.uri,
+            "status": image.status,
+            "engine": image.engine,
+            "fingerprint": image.fingerprint,
+            "size": image.size,
+            "width": image.width,
+            "height": image.height,
+            "indexed_at": image.indexed_at.isoformat() if image.indexed_at else None,
+            "error_code": image.error_code,
+            "error_message": image.error_message,
+            "faces": [stored_detail(raw, face_id) for face_id, raw in faces],
+        }
+
+    def count(self, what: Any = Image) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(what)).scalar_one()
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

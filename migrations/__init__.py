@@ -1,0 +1,1 @@
+"""Alembic migration scripts, packaged as ``indexer.migrations`` (see pyproject.toml)."""
