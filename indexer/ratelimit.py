@@ -1,10 +1,16 @@
 """Calling a rate-limited, sometimes-failing service from many threads, at the rate it admits.
 
 :class:`AdaptiveRateLimiter` is a shared pacing clock whose rate adapts to what the service
-really admits: each second it looks at the calls that completed; when more than a few were
-throttled it drops to 95% of the rate that actually got through (a measured, not guessed,
-capacity), otherwise it climbs back by 5% a second up to the configured ceiling. Isolated
-throttles (noise) do not move it; a real ceiling does, within about a second.
+really admits (AIMD, the way TCP finds a link's capacity). It looks at the calls that completed
+in each window (a second; a quarter of one when most calls are being refused, so a ceiling set
+far too high costs few rejections):
+
+- more than a few throttled: the service has a ceiling. Drop to 95% of the rate that actually
+  got through (a measured, not guessed, capacity), but never by more than half at once - a
+  window in which every call was refused says "slower", not "zero". Refusals of calls sent
+  before a cut say nothing about the new rate and are ignored (one cut per round trip);
+- otherwise climb back: quickly (x1.5 a window) while far under the last ceiling seen, then by
+  5% a window, up to the configured maximum. Isolated throttles (noise) do not move it.
 
 :class:`RetryingCaller` wraps each call: paced by the limiter, retried with jittered exponential
 backoff on transient faults, and it counts every attempt (billable calls) it made.
@@ -29,8 +35,13 @@ class AdaptiveRateLimiter:
     #: A window needs this many throttles, and this share of its calls, to count as a ceiling.
     MIN_THROTTLES = 3
     THROTTLE_SHARE = 0.04
+    #: A burst of refusals this large is acted on after a quarter window.
+    BURST_THROTTLES = 5
+    BURST_SHARE = 0.25
     BACKOFF_TO = 0.95  # of the rate the service admitted in that window
-    GROWTH = 0.05  # per window without a ceiling
+    MAX_CUT = 0.5  # never below this share of the current rate in one step
+    GROWTH = 0.05  # per clean window near the last ceiling
+    FAST_GROWTH = 0.5  # per clean window while under half of it
 
     def __init__(self, max_rate: float, *, min_rate: float = 0.5, window: float = 1.0, clock=time.monotonic, sleep=time.sleep):
         if max_rate <= 0:
@@ -38,6 +49,7 @@ class AdaptiveRateLimiter:
         self.max_rate = float(max_rate)
         self.min_rate = min(float(min_rate), self.max_rate)
         self.rate = self.max_rate
+        self.last_ceiling = self.max_rate
         self.window = window
         self._clock = clock
         self._sleep = sleep
@@ -47,37 +59,52 @@ class AdaptiveRateLimiter:
         self._ok = 0
         self._throttled = 0
         self.throttled_total = 0
+        #: Bumped at every cut; calls carry the epoch they were sent in.
+        self.epoch = 0
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for this caller's slot; returns the epoch to hand back to :meth:`record`."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / self.rate
+            epoch = self.epoch
         delay = slot - now
         if delay > 0:
             self._sleep(delay)
+        return epoch
 
-    def record(self, *, throttled: bool) -> None:
-        """Tell the limiter how a call it paced ended."""
+    def record(self, *, throttled: bool, epoch: int | None = None) -> None:
+        """Tell the limiter how a call it paced (in ``epoch``) ended."""
         with self._lock:
             if throttled:
-                self._throttled += 1
                 self.throttled_total += 1
+            if epoch is not None and epoch < self.epoch:
+                return  # sent at a rate we have already left: no news about this one
+            if throttled:
+                self._throttled += 1
             else:
                 self._ok += 1
             now = self._clock()
             elapsed = now - self._window_start
-            if elapsed >= self.window:
+            calls = self._ok + self._throttled
+            burst = self._throttled >= self.BURST_THROTTLES and self._throttled > self.BURST_SHARE * calls
+            if elapsed >= self.window or (burst and elapsed >= self.window / 4):
                 self._adapt(elapsed)
                 self._window_start, self._ok, self._throttled = now, 0, 0
 
     def _adapt(self, elapsed: float) -> None:
         calls = self._ok + self._throttled
         if self._throttled >= self.MIN_THROTTLES and self._throttled > self.THROTTLE_SHARE * calls:
-            admitted = self._ok / elapsed
-            self.rate = max(self.min_rate, min(self.rate, admitted) * self.BACKOFF_TO)
+            # What got through: the paced rate less the refused share. (Successes per second
+            # would undercount it while workers sit in retry backoff instead of sending.)
+            admitted = self.rate * self._ok / calls
+            self.last_ceiling = self.rate
+            self.rate = max(self.min_rate, self.rate * self.MAX_CUT, admitted * self.BACKOFF_TO)
+            self.epoch += 1
         else:
-            self.rate = min(self.max_rate, self.rate * (1 + self.GROWTH) + 0.1)
+            growth = self.FAST_GROWTH if self.rate < self.last_ceiling / 2 else self.GROWTH
+            self.rate = min(self.max_rate, self.rate * (1 + growth) + 0.1)
 
 
 @dataclass(frozen=True)
@@ -109,8 +136,7 @@ class RetryingCaller:
         """``fn()`` with retries; returns (result, attempts). Raises the last error when out of tries."""
         attempts = 0
         while True:
-            if self.limiter:
-                self.limiter.acquire()
+            epoch = self.limiter.acquire() if self.limiter else 0
             attempts += 1
             with self._lock:
                 self.calls += 1
@@ -119,7 +145,7 @@ class RetryingCaller:
             except Exception as exc:
                 throttled = is_throttling(exc)
                 if self.limiter:
-                    self.limiter.record(throttled=throttled)
+                    self.limiter.record(throttled=throttled, epoch=epoch)
                 if not is_transient(exc) or attempts >= self.policy.max_attempts or self._stopping():
                     exc.attempts = attempts  # type: ignore[attr-defined]
                     raise
@@ -128,5 +154,5 @@ class RetryingCaller:
                 self._sleep(self.policy.delay(attempts))
                 continue
             if self.limiter:
-                self.limiter.record(throttled=False)
+                self.limiter.record(throttled=False, epoch=epoch)
             return result, attempts
