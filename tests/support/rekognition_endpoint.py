@@ -115,12 +115,15 @@ class FakeRekognition:
                 target = self.headers.get("X-Amz-Target", "")
                 status, payload = fake.handle(target.rpartition(".")[2], body)
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a killed run): nothing to answer
 
             def log_message(self, *_args: Any) -> None:
                 pass
