@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import click
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -20,10 +19,10 @@ def invoke(*args: str, **kwargs):
     return runner.invoke(app, list(args), catch_exceptions=False, **kwargs)
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+def _commands(group, prefix: tuple[str, ...] = ()):
     for name, command in group.commands.items():
         yield prefix + (name,), command
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             yield from _commands(command, prefix + (name,))
 
 
