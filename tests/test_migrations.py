@@ -62,6 +62,10 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
     wheel = next(wheel_dir.glob("indexer-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "indexer/migrations/env.py" in names
+    # every package of the checkout ships (an unlisted subpackage would vanish from installs)
+    packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "indexer").rglob("__init__.py")}
+    for package in packages:
+        assert f"{package}/__init__.py" in names, f"{package} is missing from the wheel"
     assert any(n.startswith("indexer/migrations/versions/0001") for n in names)
 
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, capture_output=True)

