@@ -12,12 +12,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 from .config import Config, load_config
-from .engines.base import Engine
-from .errors import ConfigError
-from .pipeline import RunOptions, RunSummary, run_index
+from .errors import ConfigError, FatalError
 from .sources import parse_source
 from .store.repository import Store
+
+if TYPE_CHECKING:  # the search path must not import the pipeline, engines or boto3
+    from .engines.base import Engine
+    from .pipeline import RunSummary
+    from .query import Query
+    from .search import ImageMatch
 
 __all__ = [
     "load_config",
@@ -30,6 +37,9 @@ __all__ = [
     "upgrade",
     "install_models",
     "list_models",
+    "search",
+    "count",
+    "stats",
 ]
 
 
@@ -63,7 +73,7 @@ def _aws_session(config: Config):
     return make_session(config.profile, config.region)
 
 
-def create_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> Engine:
+def create_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> "Engine":
     """The engine called ``name``, configured from ``config``."""
     if name == "rekognition":
         from .aws import make_client
@@ -106,15 +116,17 @@ def index(
     source: str,
     *,
     config: Config | None = None,
-    engine: Engine | str | None = None,
+    engine: "Engine | str | None" = None,
     reindex: bool = False,
     prune: bool = False,
     retry_failed: bool = False,
     progress: bool = False,
     stop: threading.Event | None = None,
     store: Store | None = None,
-) -> RunSummary:
+) -> "RunSummary":
     """Index every image under ``source`` (``s3://bucket/prefix`` or a folder); see pipeline.py."""
+    from .pipeline import RunOptions, run_index
+
     config = config or load_config()
     parse_source(source)  # a malformed source is a usage error before anything is opened
     stop = stop or threading.Event()
@@ -224,3 +236,90 @@ def list_models(config: Config) -> list[dict[str, Any]]:
         return path.is_file() and models.sha256_file(path) == row["sha256"]
 
     return [{**row, "installed": cached(row), "directory": str(directory)} for row in models.model_table()]
+
+
+def open_index(config: Config) -> Store:
+    """The index for reading: never created, never migrated (fast, and no alembic import).
+
+    A SQLite file that does not exist is an error rather than a new empty database.
+    """
+    from sqlalchemy import inspect
+
+    from .errors import mask_url
+    from .store.db import normalize_url
+
+    url = normalize_url(config.db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(url.database).expanduser().is_file():
+            raise FatalError(f"no index at {url.database}: run `indexer index SOURCE` first, or pass --db")
+    store = Store.open(config.db_url, migrate=False)
+    if not inspect(store.engine).has_table("faces"):
+        store.close()
+        raise FatalError(f"{mask_url(config.db_url)} holds no index: run `indexer index SOURCE` or `indexer db upgrade`")
+    return store
+
+
+@dataclass
+class SearchResult:
+    """A parsed query, what it found, and the warnings a person should see beside it."""
+
+    query: "Query"
+    matches: list["ImageMatch"] = field(default_factory=list)
+    images: int = 0
+    faces: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _parse(config: Config, text: str, min_confidence: float | None) -> "Query":
+    from .query import parse
+
+    return parse(text, config.min_confidence if min_confidence is None else min_confidence)
+
+
+def search(
+    config: Config,
+    text: str,
+    *,
+    limit: int | None = None,
+    order: str = "uri",
+    with_faces: bool = True,
+    min_confidence: float | None = None,
+) -> SearchResult:
+    """Images with a face matching every face term of ``text`` and every image term."""
+    from . import search as searching
+
+    query = _parse(config, text, min_confidence)  # a bad query fails before the database is opened
+    store = open_index(config)
+    try:
+        warnings = searching.capability_warnings(store, query)
+        matches = searching.search(store, query, limit=limit, order=order, with_faces=with_faces)
+        return SearchResult(query, matches, len(matches), sum(len(m.faces) for m in matches), warnings)
+    finally:
+        store.close()
+
+
+def count(config: Config, text: str, *, min_confidence: float | None = None) -> SearchResult:
+    """How many images and faces match ``text``, without fetching them."""
+    from . import search as searching
+
+    query = _parse(config, text, min_confidence)
+    store = open_index(config)
+    try:
+        warnings = searching.capability_warnings(store, query)
+        images, faces = searching.count(store, query)
+        return SearchResult(query, [], images, faces, warnings)
+    finally:
+        store.close()
+
+
+def stats(config: Config) -> dict[str, Any]:
+    """Images, faces, failures, and per engine how many faces hold and know each attribute."""
+    from . import search as searching
+
+    store = open_index(config)
+    try:
+        return searching.stats(store, config.min_confidence)
+    finally:
+        store.close()

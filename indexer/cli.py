@@ -178,6 +178,57 @@ def show(
         typer.echo(f"  face {face['face_id']}: {_face_summary(face)}")
 
 
+@app.command()
+@domain_errors
+def search(
+    query: str = typer.Argument(..., help="What to find, e.g. 'smiling people with beards and sunglasses' or 'gender:female age>40 eyeglasses'."),
+    db: Optional[str] = DbOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Confidence (0-100) an attribute needs [default: 50].", show_default=False),
+    explain: bool = typer.Option(False, "--explain", help="Print how the query was understood (to stderr) first."),
+    count_only: bool = typer.Option(False, "--count", help="Print only the numbers of matching images and faces."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="table | json (JSON Lines) | csv | uris [default: table on a terminal, json otherwise].", show_default=False),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many images.", show_default=False),
+    order: str = typer.Option("uri", "--order", help="uri | confidence."),
+) -> None:
+    """Find images by face attributes. All face terms must hold on the same face."""
+    from . import api
+    from .search import format_count, format_matches
+
+    config = _config(config_file, db_url=db, min_confidence=min_confidence)
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    if count_only:
+        result = api.count(config, query)
+    else:
+        result = api.search(config, query, limit=limit, order=order, with_faces=fmt != "uris")
+    if explain:
+        typer.echo(result.query.explain(), err=True)
+    for warning in result.warnings:
+        typer.echo(f"indexer: {warning}", err=True)
+    if count_only:
+        format_count((result.images, result.faces), sys.stdout)
+    else:
+        format_matches(result.matches, fmt, sys.stdout, min_confidence=result.query.min_confidence)
+
+
+@app.command()
+@domain_errors
+def stats(
+    db: Optional[str] = DbOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json", help="As one JSON object."),
+) -> None:
+    """Images, faces and failures, and per engine how many faces hold (and can answer) each attribute."""
+    from . import api
+    from .search import format_stats
+
+    data = api.stats(_config(config_file, db_url=db))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        format_stats(data, sys.stdout)
+
+
 @models_app.command("install")
 @domain_errors
 def models_install(

@@ -131,7 +131,7 @@ class Face(Base):
     age_low: Mapped[int | None] = mapped_column(SmallInteger)
     age_high: Mapped[int | None] = mapped_column(SmallInteger)
     #: Middle of AgeRange, what age queries compare against; stored so it can be indexed.
-    age_mid: Mapped[float | None] = mapped_column(Float, index=True)
+    age_mid: Mapped[float | None] = mapped_column(Float)
     gender: Mapped[str | None] = mapped_column(String(8))
     gender_confidence: Mapped[float | None] = mapped_column(Float)
 
@@ -214,10 +214,24 @@ class Lock(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# Indexes for attribute search (see query.py): each boolean attribute with its confidence so
-# "smile AND smile_confidence >= 50" is one index range; gender and emotion likewise.
+# Indexes for attribute search (see search.py; created by migration 0002). Face rows carry the
+# raw JSON, so every search is answered from indexes alone (covering), never by fetching rows:
+# - one face term: its (value, image_id, confidence) index, already in image order;
+# - several face terms: one index-only pass over ix_faces_search, which holds every searchable
+#   column after image_id (also the probe for pages walked in URI order).
 for _stem in BOOLEAN_ATTRIBUTES.values():
-    Index(f"ix_faces_{_stem}", getattr(Face, _stem), getattr(Face, f"{_stem}_confidence"))
-Index("ix_faces_gender", Face.gender, Face.gender_confidence)
-Index("ix_faces_emotion", Face.emotion, Face.emotion_confidence)
+    Index(f"ix_faces_{_stem}", getattr(Face, _stem), Face.image_id, getattr(Face, f"{_stem}_confidence"))
+Index("ix_faces_gender", Face.gender, Face.image_id, Face.gender_confidence)
+Index("ix_faces_emotion", Face.emotion, Face.image_id, Face.emotion_confidence)
+Index("ix_faces_age_mid", Face.age_mid, Face.image_id)
+Index(
+    "ix_faces_search",
+    Face.image_id,
+    Face.gender,
+    Face.gender_confidence,
+    Face.age_mid,
+    Face.emotion,
+    Face.emotion_confidence,
+    *[getattr(Face, name) for stem in BOOLEAN_ATTRIBUTES.values() for name in (stem, f"{stem}_confidence")],
+)
 Index("ix_images_seen", Image.seen_run_id)

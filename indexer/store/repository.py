@@ -23,7 +23,6 @@ from ..engines.base import Analysis, ImageRef
 from ..errors import ImageError
 from .db import check_reachable, create_db_engine
 from .facedetail import emotion_rows, face_columns, stored_detail
-from .migrate import upgrade
 from .models import (
     IMAGE_FAILED,
     IMAGE_INDEXED,
@@ -93,6 +92,8 @@ class Store:
         engine = create_db_engine(url, pool_size=pool_size)
         check_reachable(engine)
         if migrate:
+            from .migrate import upgrade  # alembic is imported only when a migration may run
+
             upgrade(engine)
         return cls(engine)
 

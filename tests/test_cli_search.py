@@ -1,0 +1,153 @@
+"""`indexer search` / `indexer stats` end to end: index a bucket through the real pipeline (moto S3
+and the Rekognition endpoint), a folder through the offline engine, then ask in plain words."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from indexer import api
+from indexer.cli import app
+from indexer.config import load_config
+from tests.support.faces import face_detail
+from tests.support.images import jpeg_bytes
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def indexed(s3, rekognition, db_url):
+    """Six photos with known faces, indexed by `indexer index` through the stubbed Rekognition."""
+    s3.create_bucket(Bucket="album")
+    photos = {
+        "beach.jpg": [face_detail(smile=True, beard=True, sunglasses=True, gender="Male", age=(30, 40), emotion="HAPPY")],
+        "office.jpg": [face_detail(gender="Female", age=(44, 52), eyeglasses=True), face_detail(gender="Male", age=(20, 26))],
+        "party.jpg": [face_detail(smile=True, gender="Female", age=(22, 28), emotion="HAPPY") for _ in range(4)],
+        # beard on one face, sunglasses on another: not the same face, so not a match
+        "split.jpg": [face_detail(smile=True, beard=True, gender="Male"), face_detail(sunglasses=True, gender="Male")],
+        "landscape.jpg": [],
+        "kids.jpg": [face_detail(age=(6, 9), smile=True), face_detail(age=(8, 11)), face_detail(age=(40, 48), gender="Female", eyeglasses=True)],
+    }
+    for i, (name, faces) in enumerate(photos.items()):
+        content = jpeg_bytes(500 + i)
+        rekognition.register(content, faces)
+        s3.put_object(Bucket="album", Key=f"2024/{name}", Body=content)
+    result = run("index", "s3://album/2024/", "--db", db_url, "--quiet")
+    assert result.exit_code == 0, result.output
+    return db_url
+
+
+def uris(db_url: str, query: str, *extra: str) -> list[str]:
+    result = run("search", query, "--db", db_url, "--format", "uris", *extra)
+    assert result.exit_code == 0, result.output
+    return [line.rsplit("/", 1)[1] for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("smiling people with beards and sunglasses", ["beach.jpg"]),
+        ("women over 40 wearing eyeglasses", ["kids.jpg", "office.jpg"]),
+        ("photos with 3 or more faces", ["kids.jpg", "party.jpg"]),
+        ("group photos of happy women", ["party.jpg"]),
+        ("children", ["kids.jpg"]),
+        ("portraits", ["beach.jpg"]),
+        ("no faces", ["landscape.jpg"]),
+        ("men without beard", ["office.jpg", "split.jpg"]),
+        ("gender:male age:30-40 -smile", ["split.jpg"]),  # its 2nd face: male, 25-35, not smiling
+        ("emotion:happy faces>=4", ["party.jpg"]),
+    ],
+)
+def test_plain_words_and_exact_terms_find_exactly_the_right_photos(indexed, query, expected):
+    assert uris(indexed, query) == expected
+
+
+def test_json_lines_give_the_matching_faces_in_rekognitions_shape(indexed):
+    lines = run("search", "sunglasses", "--db", indexed, "--format", "json").stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["uri"] for r in rows] == ["s3://album/2024/beach.jpg", "s3://album/2024/split.jpg"]
+    (face,) = rows[1]["faces"]  # only the matching face of split.jpg
+    assert face["Sunglasses"]["Value"] is True and "face_id" in face and "BoundingBox" in face
+    shown = json.loads(run("show", "s3://album/2024/split.jpg", "--db", indexed, "--json").stdout)
+    assert face in shown["faces"], "search and show give the same face shape"
+
+
+def test_csv_count_limit_and_explain(indexed):
+    table = list(csv.DictReader(io.StringIO(run("search", "smiling", "--db", indexed, "--format", "csv").stdout)))
+    assert len(table) == 7 and {row["uri"].rsplit("/", 1)[1] for row in table} == {"beach.jpg", "party.jpg", "split.jpg", "kids.jpg"}
+
+    counted = run("search", "smiling", "--db", indexed, "--count")
+    assert counted.stdout.strip() == "4 images, 7 faces"
+
+    assert uris(indexed, "smiling", "--limit", "2") == ["beach.jpg", "kids.jpg"]
+
+    explained = run("search", "bearded men", "--db", indexed, "--explain", "--count", "--min-confidence", "80")
+    assert "80" in explained.stderr and "beard" in explained.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [("bald men", "unknown word 'bald'"), ("smiling'; DROP TABLE faces; --", "")],
+)
+def test_unknown_words_and_injection_attempts_exit_2_and_change_nothing(indexed, query, message):
+    result = run("search", query, "--db", indexed)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert uris(indexed, "portraits") == ["beach.jpg"], "the faces table is intact"
+
+
+def test_search_without_an_index_is_a_clear_error(aws_env, tmp_path):
+    result = run("search", "smiling", "--db", f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.exit_code == 1
+    assert "no index at" in result.stderr
+    assert not (tmp_path / "none.db").exists(), "searching creates nothing"
+
+
+def test_warning_for_images_of_an_engine_that_cannot_answer(indexed, models, tmp_path):
+    """A bucket indexed by Rekognition plus a folder by the offline engine: `beard` warns."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path / "local"
+    folder.mkdir()
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.jpg")
+    config = load_config(flags={"db_url": indexed, "engine": "local", "models_dir": str(models), "workers": 1}, environ={})
+    api.index(str(folder), config=config)
+
+    result = run("search", "bearded", "--db", indexed, "--format", "uris")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("indexer: warning: 1 image indexed by engine 'local' cannot have Beard")
+    assert "--engine rekognition" in result.stderr
+    assert "astronaut.jpg" in uris(indexed, "smiling"), "what the local engine knows is searchable"
+
+    stats = json.loads(run("stats", "--db", indexed, "--json").stdout)
+    assert stats["images"] == 7 and stats["faces"] == 13
+    assert set(stats["engines"]) == {"local", "rekognition"}
+
+
+def test_every_search_format_is_stable_and_ordered(indexed):
+    first = run("search", "smiling", "--db", indexed, "--format", "table").stdout
+    assert first == run("search", "smiling", "--db", indexed, "--format", "table").stdout
+    rows = [line.split()[0] for line in first.splitlines() if line.startswith("s3://")]
+    assert rows == sorted(rows)
+
+
+def test_search_path_imports_no_cloud_or_engine_code(indexed):
+    code = (
+        "import sys; from indexer.cli import main; sys.argv=['indexer','search','smiling','--db',sys.argv[1],'--format','uris'];\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "heavy=[m for m in ('boto3','botocore','PIL','numpy','alembic','indexer.engines.local','indexer.pipeline','cv2') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, indexed], capture_output=True, text=True, timeout=60).stdout
+    assert "HEAVY []" in out, out
