@@ -12,9 +12,10 @@ from typing import Iterable, Iterator
 
 from .engines.base import ImageRef
 from .store.models import IMAGE_INDEXED
-from .store.repository import KnownImage, Store, iter_chunks
+from .store.repository import LOOKUP_BATCH, KnownImage, Store, iter_chunks
 
-PLAN_BATCH = 500
+#: One look-up query per planned batch: on PostgreSQL each query is a round trip.
+PLAN_BATCH = LOOKUP_BATCH
 
 
 @dataclass(frozen=True)

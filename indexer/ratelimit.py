@@ -3,14 +3,15 @@
 :class:`AdaptiveRateLimiter` is a shared pacing clock whose rate adapts to what the service
 really admits (AIMD, the way TCP finds a link's capacity). It looks at the calls that completed
 in each window (a second; a quarter of one when most calls are being refused, so a ceiling set
-far too high costs few rejections):
+far too high costs few rejections; the first window opens with the first call):
 
-- more than a few throttled: the service has a ceiling. Drop to 95% of the rate that actually
-  got through (a measured, not guessed, capacity), but never by more than half at once - a
+- more than a few throttled: the service has a ceiling. Drop to 98% of the rate that actually
+  got through (a measured, not guessed, capacity: the rate calls really went out at - the paced
+  one, or less when the workers could not keep up - less the refused share), but never by more than half at once - a
   window in which every call was refused says "slower", not "zero". Refusals of calls sent
   before a cut say nothing about the new rate and are ignored (one cut per round trip);
 - otherwise climb back: quickly (x1.5 a window) while far under the last ceiling seen, then by
-  5% a window, up to the configured maximum. Isolated throttles (noise) do not move it.
+  3% a window, up to the configured maximum. Isolated throttles (noise) do not move it.
 
 :class:`RetryingCaller` wraps each call: paced by the limiter, retried with jittered exponential
 backoff on transient faults, and it counts every attempt (billable calls) it made.
@@ -37,10 +38,10 @@ class AdaptiveRateLimiter:
     THROTTLE_SHARE = 0.04
     #: A burst of refusals this large is acted on after a quarter window.
     BURST_THROTTLES = 5
-    BURST_SHARE = 0.25
-    BACKOFF_TO = 0.95  # of the rate the service admitted in that window
+    BURST_SHARE = 0.5
+    BACKOFF_TO = 0.98  # of the rate the service admitted in that window
     MAX_CUT = 0.5  # never below this share of the current rate in one step
-    GROWTH = 0.05  # per clean window near the last ceiling
+    GROWTH = 0.03  # per clean window near the last ceiling
     FAST_GROWTH = 0.5  # per clean window while under half of it
 
     def __init__(self, max_rate: float, *, min_rate: float = 0.5, window: float = 1.0, clock=time.monotonic, sleep=time.sleep):
@@ -56,8 +57,10 @@ class AdaptiveRateLimiter:
         self._lock = threading.Lock()
         self._next_slot = clock()
         self._window_start = clock()
+        self._started = False  # the first window opens with the first call, not at construction
         self._ok = 0
         self._throttled = 0
+        self._completed = 0  # every call that ended in this window, whatever its epoch
         self.throttled_total = 0
         #: Bumped at every cut; calls carry the epoch they were sent in.
         self.epoch = 0
@@ -66,6 +69,8 @@ class AdaptiveRateLimiter:
         """Wait for this caller's slot; returns the epoch to hand back to :meth:`record`."""
         with self._lock:
             now = self._clock()
+            if not self._started:
+                self._started, self._window_start = True, now
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / self.rate
             epoch = self.epoch
@@ -79,6 +84,7 @@ class AdaptiveRateLimiter:
         with self._lock:
             if throttled:
                 self.throttled_total += 1
+            self._completed += 1
             if epoch is not None and epoch < self.epoch:
                 return  # sent at a rate we have already left: no news about this one
             if throttled:
@@ -91,16 +97,18 @@ class AdaptiveRateLimiter:
             burst = self._throttled >= self.BURST_THROTTLES and self._throttled > self.BURST_SHARE * calls
             if elapsed >= self.window or (burst and elapsed >= self.window / 4):
                 self._adapt(elapsed)
-                self._window_start, self._ok, self._throttled = now, 0, 0
+                self._window_start, self._ok, self._throttled, self._completed = now, 0, 0, 0
 
     def _adapt(self, elapsed: float) -> None:
         calls = self._ok + self._throttled
         if self._throttled >= self.MIN_THROTTLES and self._throttled > self.THROTTLE_SHARE * calls:
-            # What got through: the paced rate less the refused share. (Successes per second
-            # would undercount it while workers sit in retry backoff instead of sending.)
-            admitted = self.rate * self._ok / calls
-            self.last_ceiling = self.rate
-            self.rate = max(self.min_rate, self.rate * self.MAX_CUT, admitted * self.BACKOFF_TO)
+            # What got through: the rate calls were really sent at less the refused share. The
+            # sending rate is the paced one unless the workers could not keep up with it (a
+            # ceiling set far too high, or workers in retry backoff): then it is what completed.
+            sent = min(self.rate, self._completed / elapsed) if elapsed > 0 else self.rate
+            admitted = sent * self._ok / calls
+            self.last_ceiling = sent
+            self.rate = max(self.min_rate, sent * self.MAX_CUT, admitted * self.BACKOFF_TO)
             self.epoch += 1
         else:
             growth = self.FAST_GROWTH if self.rate < self.last_ceiling / 2 else self.GROWTH

@@ -34,8 +34,8 @@ from .models import (
     Run,
 )
 
-#: Bound parameters per IN (...) look-up; well under SQLite's 32k limit, and one round trip.
-LOOKUP_BATCH = 900
+#: Bound parameters per IN (...) look-up: well under SQLite's 32k limit, one round trip each.
+LOOKUP_BATCH = 2000
 
 
 def utcnow() -> datetime:

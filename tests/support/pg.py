@@ -30,12 +30,12 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
-def pg_unavailable_reason() -> str | None:
-    """None when the server answers, else why the PostgreSQL tests are skipped."""
+def pg_unavailable_reason(url: str | None = None) -> str | None:
+    """None when the server at ``url`` answers, else why (the reason tests are skipped)."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    url = base_pg_url()
+    url = url or base_pg_url()
     shown = make_url(url).render_as_string(hide_password=True)
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
@@ -53,23 +53,30 @@ def pg_unavailable_reason() -> str | None:
 
 
 @contextmanager
-def pg_schema_url(prefix: str = "t") -> Iterator[str]:
-    """A URL whose connections use a new, empty schema; the schema is dropped afterwards."""
-    reason = pg_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+def fresh_schema(url: str, prefix: str = "t") -> Iterator[str]:
+    """``url`` with its connections in a new, empty schema; the schema is dropped afterwards."""
     from sqlalchemy import create_engine
 
     schema = f"{prefix}_{secrets.token_hex(6)}"
-    admin = create_engine(base_pg_url())
+    admin = create_engine(url)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        yield with_search_path(base_pg_url(), schema)
+        yield with_search_path(url, schema)
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.dispose()
+
+
+@contextmanager
+def pg_schema_url(prefix: str = "t") -> Iterator[str]:
+    """A fresh schema on the test server, or a skip that says why the server is unusable."""
+    reason = pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with fresh_schema(base_pg_url(), prefix) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
