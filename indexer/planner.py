@@ -12,9 +12,11 @@ from typing import Iterable, Iterator
 
 from .engines.base import ImageRef
 from .store.models import IMAGE_INDEXED
-from .store.repository import LOOKUP_BATCH, KnownImage, Store, iter_chunks
+from .store.repository import LOOKUP_BATCH, KnownImage, Store
 
-#: One look-up query per planned batch: on PostgreSQL each query is a round trip.
+#: Batches start small, so the first images reach the engine within moments of the listing,
+#: and double up to one look-up query each (on PostgreSQL every query is a round trip).
+FIRST_BATCH = 64
 PLAN_BATCH = LOOKUP_BATCH
 
 
@@ -48,9 +50,21 @@ class PlannedBatch:
         return self.listed - len(self.todo)
 
 
+def growing_chunks(items: Iterable[ImageRef], first: int = FIRST_BATCH, most: int = PLAN_BATCH) -> Iterator[list[ImageRef]]:
+    """Lists of ``first`` items, then twice as many each time, up to ``most``."""
+    size, chunk = first, []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            size, chunk = min(most, size * 2), []
+    if chunk:
+        yield chunk
+
+
 def plan(refs: Iterable[ImageRef], store: Store, options: PlanOptions, run_id: int) -> Iterator[PlannedBatch]:
     """Yield, batch by batch, the references that need analysing."""
-    for chunk in iter_chunks(refs, PLAN_BATCH):
+    for chunk in growing_chunks(refs):
         known = store.known([ref.uri for ref in chunk])
         todo = [ref for ref in chunk if needs_work(ref, known.get(ref.uri), options)]
         if options.track_seen:

@@ -147,3 +147,26 @@ def test_wrong_credentials_are_fatal(bucket, monkeypatch, db_url, rekognition):
     run = store.runs(1)[0]
     assert run.status == "failed"
     store.close()
+
+
+def test_transient_failure_after_retries_is_retried_by_the_next_run(bucket, rekognition, db_url):
+    """A 500 that outlasts the retries is recorded as retryable; the next run tries it again."""
+    flaky = bucket["2024/portrait.JPG"]
+    rekognition.fail_on(flaky, "InternalServerError", "Internal server error", status=500)
+    config = _config(db_url, retry_attempts=2)
+
+    first = api.index("s3://photos/2024/", config=config)
+
+    assert (first.analyzed, first.failed) == (3, 1)
+    assert first.api_calls == 3 + 2, "two tries for the failing image, counted as billable calls"
+    store = Store.open(db_url)
+    row = store.image("s3://photos/2024/portrait.JPG")
+    assert (row["status"], row["error_code"]) == ("failed", "InternalServerError")
+    assert store.known(["s3://photos/2024/portrait.JPG"])["s3://photos/2024/portrait.JPG"].retryable is True
+
+    rekognition.errors_by_digest.clear()
+    second = api.index("s3://photos/2024/", config=config)
+
+    assert (second.analyzed, second.skipped_unchanged, second.failed) == (1, 3, 0)
+    assert store.image("s3://photos/2024/portrait.JPG")["faces"][0]["Sunglasses"]["Value"] is True
+    store.close()

@@ -319,13 +319,3 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(what)).scalar_one()
 
-
-def iter_chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -1,0 +1,46 @@
+"""The planner: what needs work, asked of the store in growing batches."""
+
+from __future__ import annotations
+
+from indexer.engines.base import Analysis, ImageRef
+from indexer.errors import ImageError
+from indexer.planner import FIRST_BATCH, PLAN_BATCH, PlanOptions, growing_chunks, needs_work, plan
+from indexer.store.repository import ImageOutcome, KnownImage, Store
+
+
+def ref(i: int, fingerprint: str = "etag:1") -> ImageRef:
+    return ImageRef(uri=f"s3://b/{i:06d}.jpg", size=1, fingerprint=fingerprint)
+
+
+def test_batches_start_small_and_double_up_to_one_lookup():
+    sizes = [len(chunk) for chunk in growing_chunks(range(10_000))]
+    assert sizes[0] == FIRST_BATCH and sizes[1] == 2 * FIRST_BATCH
+    assert max(sizes) == PLAN_BATCH and sum(sizes) == 10_000
+
+
+def test_needs_work_rules():
+    opts = PlanOptions("rekognition")
+    indexed = KnownImage("etag:1", "rekognition", "indexed", None)
+    assert not needs_work(ref(1), indexed, opts)
+    assert needs_work(ref(1, "etag:2"), indexed, opts), "content changed"
+    assert needs_work(ref(1), KnownImage("etag:1", "local", "indexed", None), opts), "another engine"
+    assert needs_work(ref(1), None, opts), "new"
+    assert needs_work(ref(1), indexed, PlanOptions("rekognition", reindex=True))
+    permanent = KnownImage("etag:1", "rekognition", "failed", False)
+    assert not needs_work(ref(1), permanent, opts)
+    assert needs_work(ref(1), permanent, PlanOptions("rekognition", retry_failed=True))
+    assert needs_work(ref(1), KnownImage("etag:1", "rekognition", "failed", True), opts), "retryable"
+
+
+def test_plan_streams_only_what_changed(sqlite_url):
+    store = Store.open(sqlite_url)
+    done = [ImageOutcome(ref(i), "rekognition", analysis=Analysis([])) for i in range(0, 3000, 2)]
+    store.write(done, None)
+    store.write([ImageOutcome(ref(1), "rekognition", error=ImageError("InvalidImageFormatException", "bad"))], None)
+
+    batches = list(plan((ref(i) for i in range(3000)), store, PlanOptions("rekognition"), run_id=1))
+
+    todo = [r.uri for b in batches for r in b.todo]
+    assert sum(b.listed for b in batches) == 3000
+    assert todo == [ref(i).uri for i in range(3, 3000, 2)], "indexed and permanently failed are skipped"
+    store.close()
