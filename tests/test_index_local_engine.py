@@ -108,3 +108,20 @@ def test_models_install_fills_the_configured_directory(models, aws_env, monkeypa
     result = runner.invoke(app, ["models", "install"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"models installed and verified in {target}"
+
+
+def test_under_cron_a_run_prints_one_line_and_nothing_on_stderr(photos, models, aws_env, tmp_path):
+    """No TTY: no progress bar, no runtime chatter from the worker processes, just the summary."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "INDEXER_MODELS_DIR": str(models), "INDEXER_WORKERS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "indexer", "index", str(photos), "--db", f"sqlite:///{tmp_path / 'cron.db'}"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("run 1 completed:") and "analyzed 3" in line

@@ -27,10 +27,9 @@ SIZE = 64
 
 class EmotionModel:
     def __init__(self, directory: Path, threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
+        from .mesh import litert_interpreter
 
-        self.it = Interpreter(model_path=str(directory / "emotion_model_quantized.tflite"), num_threads=max(1, threads))
-        self.it.allocate_tensors()
+        self.it = litert_interpreter(directory / "emotion_model_quantized.tflite", threads)
         self._in = self.it.get_input_details()[0]["index"]
         self._out = self.it.get_output_details()[0]["index"]
 

@@ -8,6 +8,9 @@ before the iris model, which is trained on left eyes.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +25,28 @@ LEFT_EYE = (33, 133)
 RIGHT_EYE = (362, 263)
 
 
-def _interpreter(path: Path, threads: int):
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2: LiteRT announces its XNNPACK delegate from C on stderr, once per
+    interpreter, which would be noise on a terminal and mail from every cron run."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def litert_interpreter(path: Path, threads: int):
+    """A ready (tensors allocated) ai-edge-litert interpreter for the model at ``path``."""
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=max(1, threads))
-    it.allocate_tensors()
+    with _quiet_stderr():
+        it = Interpreter(model_path=str(path), num_threads=max(1, threads))
+        it.allocate_tensors()
     return it
 
 
@@ -42,8 +62,8 @@ def _affine(center: np.ndarray, size: float, angle: float, out: int) -> np.ndarr
 
 class FaceMesh:
     def __init__(self, directory: Path, threads: int = 1):
-        self.mesh = _interpreter(directory / "face_landmark.tflite", threads)
-        self.iris = _interpreter(directory / "iris_landmark.tflite", threads)
+        self.mesh = litert_interpreter(directory / "face_landmark.tflite", threads)
+        self.iris = litert_interpreter(directory / "iris_landmark.tflite", threads)
         self._mesh_in = self.mesh.get_input_details()[0]["index"]
         outs = self.mesh.get_output_details()
         self._mesh_pts = next(o["index"] for o in outs if o["shape"][-1] == 1404)
