@@ -10,6 +10,7 @@ Each function takes a resolved :class:`~indexer.config.Config`, raises the domai
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from dataclasses import dataclass, field
@@ -91,8 +92,6 @@ def create_engine(name: str, config: Config, *, session: Any = None, stop: threa
         )
         return RekognitionEngine(client, s3_client=s3_client, caller=caller)
     if name == "local":
-        from pathlib import Path
-
         from .engines.local import LocalEngine
 
         models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
@@ -172,14 +171,11 @@ def runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
 
 def show(config: Config, uri: str) -> dict[str, Any] | None:
     """One image's stored row and faces (Rekognition shape plus ``face_id``), or None."""
-    from .sources import parse_source as _parse
-    from pathlib import Path
-
     store = open_store(config)
     try:
         found = store.image(uri)
         if found is None and not uri.startswith("s3://"):
-            parsed = _parse(uri)
+            parsed = parse_source(uri)  # a relative or ~ path names the same file
             found = store.image(str(parsed)) if isinstance(parsed, Path) else None
         return found
     finally:
@@ -210,9 +206,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
     }
 
 
-def _models_directory(config: Config):
-    from pathlib import Path
-
+def _models_directory(config: Config) -> Path:
     from .engines.local import models
 
     return Path(config.models_dir).expanduser() if config.models_dir else models.models_dir()
@@ -250,8 +244,6 @@ def open_index(config: Config) -> Store:
 
     url = normalize_url(config.db_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        from pathlib import Path
-
         if not Path(url.database).expanduser().is_file():
             raise FatalError(f"no index at {url.database}: run `indexer index SOURCE` first, or pass --db")
     store = Store.open(config.db_url, migrate=False)

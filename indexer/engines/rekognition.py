@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import FatalError, ImageError, fatal_from_aws, image_error_from_aws
+from ..errors import ImageError, fatal_from_aws, image_error_from_aws
 from ..images import can_reference_in_s3, dimensions_from_header, prepare_bytes
 from ..ratelimit import RetryingCaller, RetryPolicy
 from .base import ALL_ATTRIBUTES, Analysis, ByteReader, Capabilities, ImageRef
@@ -87,5 +87,3 @@ class RekognitionEngine:
     def close(self) -> None:
         pass
 
-
-__all__ = ["RekognitionEngine", "CAPABILITIES", "FatalError"]
