@@ -134,10 +134,15 @@ class RunLock:
         self._thread = threading.Thread(target=beat, name="indexer-heartbeat", daemon=True)
         self._thread.start()
 
-    def release(self) -> None:
+    def stop_heartbeat(self) -> None:
+        """Stop renewing (the lease stays ours until it is released or expires)."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+            self._thread = None
+
+    def release(self) -> None:
+        self.stop_heartbeat()
         with self.store.engine.begin() as conn:
             conn.execute(delete(Lock).where(Lock.name == self.name, Lock.pid == self.pid, Lock.host == self.host))
 

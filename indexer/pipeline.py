@@ -63,7 +63,6 @@ class RunSummary:
     pruned: int = 0
     api_calls: int = 0
     elapsed_s: float = 0.0
-    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +95,6 @@ class _Shared:
     counters: RunCounters = field(default_factory=RunCounters)
     lock: threading.Lock = field(default_factory=threading.Lock)
     planned: int = 0
-    listing_done: bool = False
     error: BaseException | None = None
 
     def snapshot(self) -> RunCounters:
@@ -124,16 +122,19 @@ def run_index(
         shared = _Shared()
         lock.start_heartbeat(on_beat=lambda: store.update_run(run_id, shared.snapshot()))
         status, error = _execute(store, source, engine, options, stop, run_id, shared)
-        counters = shared.snapshot()
+        lock.stop_heartbeat()  # a late beat must not overwrite the final counters below
         if status == RUN_COMPLETED and options.prune:
-            counters.pruned = store.prune(source.uri_prefix, run_id)
+            pruned = store.prune(source.uri_prefix, run_id)
+            with shared.lock:
+                shared.counters.pruned = pruned
+        counters = shared.snapshot()
         store.finish_run(run_id, status, counters, error=str(error) if error else None)
     finally:
         try:
             lock.release()
         except Exception:
             pass  # the lease expires on its own; the original error matters more
-    if error is not None and status == RUN_FAILED:
+    if error is not None:
         raise error
     return RunSummary(
         run_id=run_id,
@@ -183,7 +184,6 @@ def _produce(store, source, plan_options, run_id, work, shared, stop, n_workers)
                     return
             if stop.is_set():
                 return
-        shared.listing_done = True
     except BaseException as exc:  # a listing that cannot go on stops the whole run
         shared.error = shared.error or exc
         stop.set()

@@ -105,6 +105,7 @@ def test_prune_deletes_only_vanished_images_inside_the_prefix(bucket, s3, rekogn
     summary = api.index("s3://photos/2024/", config=_config(db_url), prune=True)
 
     assert summary.pruned == 1
+    assert store.run(summary.run_id).pruned == 1, "the run record keeps the final counters"
     assert store.image("s3://photos/2024/group.jpg") is None
     assert store.image("s3://photos/2024/portrait.JPG") is not None
     assert store.image("s3://photos/2023/old.jpg") is not None, "prune never leaves the prefix"
