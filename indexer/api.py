@@ -10,13 +10,12 @@ Each function takes a resolved :class:`~indexer.config.Config`, raises the domai
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-from typing import Any
-
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
+from .engines import ENGINE_NAMES
 from .errors import ConfigError, FatalError
 from .sources import parse_source
 from .store.repository import Store
@@ -53,11 +52,8 @@ def upgrade(config: Config) -> str | None:
     """Apply every pending migration; returns the revision the database is now at."""
     from .store.migrate import current_revision
 
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         return current_revision(store.engine)
-    finally:
-        store.close()
 
 
 def default_engine_for(source: str) -> str:
@@ -96,7 +92,7 @@ def create_engine(name: str, config: Config, *, session: Any = None, stop: threa
 
         models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
         return LocalEngine(workers=config.workers, models_dir=models_dir, progress=None)
-    raise ConfigError(f"unknown engine {name!r}: use 'local' or 'rekognition'")
+    raise ConfigError(f"unknown engine {name!r}: use {' or '.join(map(repr, ENGINE_NAMES))}")
 
 
 def _open_source(source: str, config: Config, session_holder: dict[str, Any]):
@@ -162,24 +158,18 @@ def index(
 
 def runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
     """The last runs, newest first, with their counters."""
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         return [_run_dict(run) for run in store.runs(limit)]
-    finally:
-        store.close()
 
 
 def show(config: Config, uri: str) -> dict[str, Any] | None:
     """One image's stored row and faces (Rekognition shape plus ``face_id``), or None."""
-    store = open_store(config)
-    try:
+    with open_store(config) as store:
         found = store.image(uri)
         if found is None and not uri.startswith("s3://"):
             parsed = parse_source(uri)  # a relative or ~ path names the same file
             found = store.image(str(parsed)) if isinstance(parsed, Path) else None
         return found
-    finally:
-        store.close()
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
@@ -283,13 +273,10 @@ def search(
     from . import search as searching
 
     query = _parse(config, text, min_confidence)  # a bad query fails before the database is opened
-    store = open_index(config)
-    try:
+    with open_index(config) as store:
         warnings = searching.capability_warnings(store, query)
         matches = searching.search(store, query, limit=limit, order=order, with_faces=with_faces)
         return SearchResult(query, matches, len(matches), sum(len(m.faces) for m in matches), warnings)
-    finally:
-        store.close()
 
 
 def count(config: Config, text: str, *, min_confidence: float | None = None) -> SearchResult:
@@ -297,21 +284,15 @@ def count(config: Config, text: str, *, min_confidence: float | None = None) -> 
     from . import search as searching
 
     query = _parse(config, text, min_confidence)
-    store = open_index(config)
-    try:
+    with open_index(config) as store:
         warnings = searching.capability_warnings(store, query)
         images, faces = searching.count(store, query)
         return SearchResult(query, [], images, faces, warnings)
-    finally:
-        store.close()
 
 
 def stats(config: Config) -> dict[str, Any]:
     """Images, faces, failures, and per engine how many faces hold and know each attribute."""
     from . import search as searching
 
-    store = open_index(config)
-    try:
+    with open_index(config) as store:
         return searching.stats(store, config.min_confidence)
-    finally:
-        store.close()

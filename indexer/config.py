@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .engines import ENGINE_NAMES
 from .errors import ConfigError
 from .store.db import default_db_url
 
@@ -96,8 +97,8 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {setting.name} must be positive, got {value!r}")
     if setting.name == "min_confidence" and not 0 <= result <= 100:
         raise ConfigError(f"{where}: min_confidence must be between 0 and 100, got {value!r}")
-    if setting.name == "engine" and result not in ("local", "rekognition"):
-        raise ConfigError(f"{where}: engine must be 'local' or 'rekognition', got {value!r}")
+    if setting.name == "engine" and result not in ENGINE_NAMES:
+        raise ConfigError(f"{where}: engine must be {' or '.join(map(repr, ENGINE_NAMES))}, got {value!r}")
     return result
 
 

@@ -61,7 +61,6 @@ class AdaptiveRateLimiter:
         self._ok = 0
         self._throttled = 0
         self._completed = 0  # every call that ended in this window, whatever its epoch
-        self.throttled_total = 0
         #: Bumped at every cut; calls carry the epoch they were sent in.
         self.epoch = 0
 
@@ -82,8 +81,6 @@ class AdaptiveRateLimiter:
     def record(self, *, throttled: bool, epoch: int | None = None) -> None:
         """Tell the limiter how a call it paced (in ``epoch``) ended."""
         with self._lock:
-            if throttled:
-                self.throttled_total += 1
             self._completed += 1
             if epoch is not None and epoch < self.epoch:
                 return  # sent at a rate we have already left: no news about this one

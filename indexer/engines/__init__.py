@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from .base import ALL_ATTRIBUTES, Analysis, Capabilities, Engine, FaceDetail, ImageRef
 
-ENGINE_NAMES = ("rekognition", "local")
+ENGINE_NAMES = ("local", "rekognition")
 
 __all__ = ["ALL_ATTRIBUTES", "Analysis", "Capabilities", "Engine", "FaceDetail", "ImageRef", "ENGINE_NAMES"]

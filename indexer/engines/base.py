@@ -8,7 +8,7 @@ each FaceDetail (never guessed), and it says so up front in :class:`Capabilities
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
 FaceDetail = dict[str, Any]
@@ -39,18 +39,11 @@ ALL_ATTRIBUTES: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an engine can answer: the FaceDetail keys it fills, and how it reads images."""
+    """What an engine can answer: the FaceDetail keys it fills (recorded in the store, so
+    searches can tell which images can never answer an attribute)."""
 
     name: str
     attributes: frozenset[str]
-    #: True when the engine can analyse an S3 object in place (no download by us).
-    reads_s3_in_place: bool = False
-    #: True when the engine bills per call (so the summary counts ``api_calls``).
-    billed_per_call: bool = False
-
-    def missing(self, attributes: set[str] | frozenset[str]) -> set[str]:
-        """The attributes of ``attributes`` this engine never produces."""
-        return set(attributes) - set(self.attributes)
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,6 @@ class Analysis:
     height: int | None = None
     #: Billable calls this analysis made (retries included); 0 for offline engines.
     api_calls: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 #: Reads the whole image's bytes when an engine needs them (lazy: Rekognition on S3 never does).

@@ -16,9 +16,7 @@ from ..images import can_reference_in_s3, dimensions_from_header, prepare_bytes
 from ..ratelimit import RetryingCaller, RetryPolicy
 from .base import ALL_ATTRIBUTES, Analysis, ByteReader, Capabilities, ImageRef
 
-CAPABILITIES = Capabilities(
-    name="rekognition", attributes=ALL_ATTRIBUTES, reads_s3_in_place=True, billed_per_call=True
-)
+CAPABILITIES = Capabilities(name="rekognition", attributes=ALL_ATTRIBUTES)
 _HEADER_BYTES = 65536
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -99,6 +99,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
 
     @property
     def dialect(self) -> str:
@@ -314,8 +320,4 @@ class Store:
             "error_message": image.error_message,
             "faces": [stored_detail(raw, face_id) for face_id, raw in faces],
         }
-
-    def count(self, what: Any = Image) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(what)).scalar_one()
 

@@ -41,8 +41,6 @@ CAPABILITIES = Capabilities(
             "EyeDirection",
         }
     ),
-    reads_s3_in_place=False,
-    billed_per_call=False,
 )
 
 
