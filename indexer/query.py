@@ -32,6 +32,9 @@ from typing import Any
 from .errors import QueryError
 
 DEFAULT_MIN_CONFIDENCE = 50.0
+#: Largest face count compared in SQL: the images.face_count column is a 32-bit INTEGER on
+#: PostgreSQL (2**31 - 1); found by fuzzing (``faces>99999999999999999999`` overflowed the bind).
+MAX_FACE_COUNT = 2**31 - 1
 
 #: FaceDetail key -> (faces column stem, word shown for True, word shown for False)
 BOOLEANS: dict[str, tuple[str, str, str]] = {
@@ -53,7 +56,7 @@ GENDERS = ("Male", "Female")
 
 #: Single words (and fixed multi-word phrases, space-separated) -> meaning.
 #: ("bool", key, value) | ("gender", value) | ("emotion", TYPE) | ("age", lo, lo_incl, hi, hi_incl)
-#: | ("faces", lo, hi) | ("shaven",)
+#: | ("faces", lo, hi) | ("shaven",) | ("clear glasses",)
 _PHRASES: dict[str, tuple] = {}
 
 
@@ -65,8 +68,12 @@ def _add(words: str, meaning: tuple) -> None:
 _add("smiling,smile,smiles,smiley,smiled", ("bool", "Smile", True))
 _add("beard,bearded,beards", ("bool", "Beard", True))
 _add("mustache,moustache,mustaches,moustaches,mustached,moustached", ("bool", "Mustache", True))
+# Rekognition's Eyeglasses holds for any eyewear, sunglasses included (so does CelebA's label):
+# "glasses" is any eyewear, "sunglasses" the dark kind, and "eyeglasses"/"spectacles" the clear
+# kind (eyewear that is not sunglasses). Negated, each of the last two means no eyewear at all.
 _add("sunglasses,shades,sunnies", ("bool", "Sunglasses", True))
-_add("glasses,eyeglasses,spectacles,specs,bespectacled", ("bool", "Eyeglasses", True))
+_add("glasses,eyewear", ("bool", "Eyeglasses", True))
+_add("eyeglasses,spectacles,specs,bespectacled", ("clear glasses",))
 _add("eyes open,open eyes,open-eyed", ("bool", "EyesOpen", True))
 _add("eyes closed,closed eyes,eyes shut,shut eyes,closed-eyed", ("bool", "EyesOpen", False))
 _add("mouth open,open mouth,open mouthed,open-mouthed", ("bool", "MouthOpen", True))
@@ -204,6 +211,13 @@ class FaceCountTerm:
     lo: int
     hi: int | None
     negated: bool = False
+
+    def __post_init__(self) -> None:
+        # No image has more faces than the column can hold: a larger bound (``faces>10**20``)
+        # means the same as this one, and SQLite/PostgreSQL refuse to bind it as an integer.
+        object.__setattr__(self, "lo", min(self.lo, MAX_FACE_COUNT))
+        if self.hi is not None:
+            object.__setattr__(self, "hi", min(self.hi, MAX_FACE_COUNT))
 
     def describe(self) -> str:
         if self.hi is None:
@@ -363,15 +377,16 @@ class _Parser:
     def term(self, negated: bool) -> None:
         token = self.tokens[self.pos]
 
-        # negation: applies to the next term (fillers in between are skipped: "without any glasses")
-        if token in NEGATIONS and not self._is_no_faces():
+        # negation: applies to the next term (fillers in between are skipped: "without any glasses").
+        # A loop, not a recursion per word: "not not ... smiling" must not exhaust the stack.
+        while token in NEGATIONS and not self._is_no_faces():
             self.pos += 1
             while self.peek() in FILLERS:
                 self.pos += 1
             if self.peek() is None:
                 raise QueryError(f"{token!r} at the end of the query negates nothing")
-            self.term(negated=not negated)
-            return
+            negated = not negated
+            token = self.tokens[self.pos]
 
         # exact terms for scripts
         if token.startswith("-") and len(token) > 1 and not _RANGE_RE.match(token):
@@ -440,6 +455,10 @@ class _Parser:
                 raise QueryError("'not clean-shaven' is not supported: ask for 'beard' or 'mustache'")
             self.add_face(BoolTerm("Beard", False))
             self.add_face(BoolTerm("Mustache", False))
+        elif kind == "clear glasses":
+            self.add_face(BoolTerm("Eyeglasses", not negated))
+            if not negated:
+                self.add_face(BoolTerm("Sunglasses", False))
         elif kind == "gender":
             value = meaning[1]
             if negated:
@@ -476,14 +495,14 @@ class _Parser:
             token = self.peek()
             range_match = _RANGE_RE.match(token or "")
             if range_match:
-                lo, hi = float(range_match.group(1)), float(range_match.group(2))
+                lo, hi = _range_bounds(range_match, token)
                 if lo > hi:
                     raise QueryError(f"range {token!r} is empty: write the smaller number first")
                 faces = self._faces_follow(1)
                 self.pos += 1 + faces
                 self._skip_years()
                 if faces:
-                    self.add_image(FaceCountTerm(int(lo), int(hi), negated))
+                    self.add_image(_face_range(lo, hi, negated, token))
                 else:
                     self.add_face(AgeTerm(lo, True, hi, True, negated))
                 return True
@@ -546,7 +565,7 @@ class _Parser:
             self.add_face(AgeTerm(decade, True, decade + 10, False, negated))
             return True
         if range_match:
-            lo, hi = float(range_match.group(1)), float(range_match.group(2))
+            lo, hi = _range_bounds(range_match, nxt)
             if lo > hi:
                 raise QueryError(f"range {nxt!r} is empty: write the smaller number first")
             self.pos += 2
@@ -564,7 +583,7 @@ class _Parser:
             assert hi is not None
             if token == "between" and self._faces_follow(4):
                 self.pos += 5
-                self.add_image(FaceCountTerm(int(lo), int(hi), negated))
+                self.add_image(_face_range(lo, hi, negated, f"between {_fmt(lo)} and {_fmt(hi)}"))
                 return True
             if lo > hi:
                 raise QueryError(f"'{_fmt(lo)} to {_fmt(hi)}' is empty: write the smaller number first")
@@ -614,13 +633,13 @@ class _Parser:
             range_match = _RANGE_RE.match(value)
             number = _number(value)
             if range_match and op in ("=", ":"):
-                lo, hi = float(range_match.group(1)), float(range_match.group(2))
+                lo, hi = _range_bounds(range_match, token)
                 if lo > hi:
                     raise QueryError(f"{token!r}: the range is empty, write the smaller number first")
                 if name == "age":
                     self.add_face(AgeTerm(lo, True, hi, True, negated))
                 else:
-                    self.add_image(FaceCountTerm(int(lo), int(hi), negated))
+                    self.add_image(_face_range(lo, hi, negated, token))
                 return
             if number is None:
                 raise QueryError(f"{token!r}: {name} needs a number or a range like {name}:2-4")
@@ -639,6 +658,25 @@ class _Parser:
             self.add_image(FaceCountTerm(lo, hi, negated))
             return
         raise _unknown(token)
+
+
+def _range_bounds(match: re.Match, text: str) -> tuple[float, float]:
+    """The two numbers of ``N-M``; found by fuzzing: a 400-digit bound was ``inf`` (then an
+    OverflowError turning it into a face count)."""
+    lo, hi = _number(match.group(1)), _number(match.group(2))
+    if lo is None or hi is None:
+        raise QueryError(f"{text!r}: number too large")
+    return lo, hi
+
+
+def _face_range(lo: float, hi: float, negated: bool, text: str) -> FaceCountTerm:
+    """``lo..hi`` faces; found by fuzzing: ``between 5 and 3 faces`` was silently empty and
+    ``1.5-3 faces`` silently became ``1-3``."""
+    if lo != int(lo) or hi != int(hi):
+        raise QueryError(f"{text!r}: a number of faces must be a whole number")
+    if lo > hi:
+        raise QueryError(f"{text!r}: the range is empty, write the smaller number first")
+    return FaceCountTerm(int(lo), int(hi), negated)
 
 
 def _age_compare(op: str | None, value: float, negated: bool) -> AgeTerm:

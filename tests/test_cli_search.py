@@ -113,8 +113,8 @@ def test_search_without_an_index_is_a_clear_error(aws_env, tmp_path):
     assert not (tmp_path / "none.db").exists(), "searching creates nothing"
 
 
-def test_warning_for_images_of_an_engine_that_cannot_answer(indexed, models, tmp_path):
-    """A bucket indexed by Rekognition plus a folder by the offline engine: `beard` warns."""
+def test_local_engine_images_answer_every_attribute_with_no_warning(indexed, models, tmp_path):
+    """A bucket indexed by Rekognition plus a folder by the offline engine: both answer `beard`."""
     from PIL import Image
     from skimage import data
 
@@ -124,15 +124,34 @@ def test_warning_for_images_of_an_engine_that_cannot_answer(indexed, models, tmp
     config = load_config(flags={"db_url": indexed, "engine": "local", "models_dir": str(models), "workers": 1}, environ={})
     api.index(str(folder), config=config)
 
-    result = run("search", "bearded", "--db", indexed, "--format", "uris")
-    assert result.exit_code == 0
-    assert result.stderr.startswith("indexer: warning: 1 image indexed by engine 'local' cannot have Beard")
-    assert "--engine rekognition" in result.stderr
-    assert "astronaut.jpg" in uris(indexed, "smiling"), "what the local engine knows is searchable"
+    for query in ("smiling people with beards and sunglasses", "women over 40 wearing eyeglasses", "bearded"):
+        result = run("search", query, "--db", indexed, "--format", "uris")
+        assert result.exit_code == 0 and result.stderr == "", (query, result.stderr)
+    assert "astronaut.jpg" in uris(indexed, "smiling women without beard"), "the local engine's answers are searchable"
 
     stats = json.loads(run("stats", "--db", indexed, "--json").stdout)
     assert stats["images"] == 7 and stats["faces"] == 13
     assert set(stats["engines"]) == {"local", "rekognition"}
+    local = stats["engines"]["local"]
+    assert all(local["coverage"].get(key) == local["faces"] for key in ("Beard", "Sunglasses", "Gender", "AgeRange")), local
+
+
+def test_warning_for_images_of_an_engine_that_cannot_answer(indexed):
+    """An engine recorded without Beard (as the offline engine's first model set was): `beard` warns."""
+    from indexer.engines.base import Analysis, ImageRef
+    from indexer.store.repository import ImageOutcome, Store
+    from tests.support.search_data import face
+
+    with Store.open(indexed) as store:
+        store.record_engine("partial", {"BoundingBox", "Confidence", "Smile"})
+        ref = ImageRef(uri="/photos/astronaut.jpg", size=1, fingerprint="1")
+        store.write([ImageOutcome(ref=ref, engine="partial", analysis=Analysis([face("Female", Smile=True)]))], None)
+
+    result = run("search", "bearded", "--db", indexed, "--format", "uris")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("indexer: warning: 1 image indexed by engine 'partial' cannot have Beard")
+    assert "--engine rekognition" in result.stderr
+    assert "astronaut.jpg" in uris(indexed, "smiling"), "what the engine knows is searchable"
 
 
 def test_every_search_format_is_stable_and_ordered(indexed):

@@ -115,6 +115,174 @@ def test_derived_onnx_is_built_deterministically(models):
     assert hashlib.sha256(_build(d.builder, src)).hexdigest() == d.sha256
 
 
+def test_emotion_onnx_is_built_deterministically(models):
+    """Human's TF.js emotion net, converted twice, gives the same bytes, the ones recorded."""
+    pytest.importorskip("onnx")
+    from indexer.engines.local.models import DERIVED_FILES, _build
+
+    d = next(d for d in DERIVED_FILES if d.name == "human_emotion.onnx")
+    src = [(models / s).read_bytes() for s in d.sources]
+    first, second = _build(d.builder, src), _build(d.builder, src)
+    assert first == second
+    assert hashlib.sha256(first).hexdigest() == d.sha256
+
+
+# A tiny TF.js graph model, generated here: every op kind the emotion net uses, SAME and VALID
+# padding, stride 2 on an odd size, and each weight encoding (float32, float16, affine uint8).
+def _tfjs_tiny(rng) -> tuple[bytes, bytes, dict]:
+    import base64
+    import json
+
+    def b64(s: str) -> dict:
+        return {"s": base64.b64encode(s.encode()).decode()}
+
+    def ints(*v: int) -> dict:
+        return {"list": {"i": [str(i) for i in v]}}
+
+    def conv_attr(stride: int, pad: str, fused=None) -> dict:
+        a = {"strides": ints(1, stride, stride, 1), "padding": b64(pad), "data_format": b64("NHWC"),
+             "dilations": ints(1, 1, 1, 1)}
+        if fused:
+            a["fused_ops"] = {"list": {"s": [b64(f)["s"] for f in fused]}}
+        return a
+
+    w = {
+        "conv_w": rng.integers(0, 256, (3, 3, 2, 3)).astype(np.uint8),  # quantised: q * scale + min
+        "conv_b": rng.normal(size=3).astype(np.float16),
+        "dw_w": rng.normal(size=(3, 3, 3, 1)).astype(np.float32),
+        "add_c": rng.normal(size=3).astype(np.float32),
+        "axes": np.array([1, 2], np.int32),
+        "mm_w": rng.normal(size=(3, 4)).astype(np.float32),
+        "mm_b": rng.normal(size=4).astype(np.float32),
+    }
+    qmin, qscale = -0.5, 1.0 / 255
+    manifest = [
+        {"name": "conv_w", "shape": [3, 3, 2, 3], "dtype": "float32",
+         "quantization": {"dtype": "uint8", "min": qmin, "scale": qscale}},
+        {"name": "conv_b", "shape": [3], "dtype": "float32", "quantization": {"dtype": "float16"}},
+        {"name": "dw_w", "shape": [3, 3, 3, 1], "dtype": "float32"},
+        {"name": "add_c", "shape": [3], "dtype": "float32"},
+        {"name": "axes", "shape": [2], "dtype": "int32"},
+        {"name": "mm_w", "shape": [3, 4], "dtype": "float32"},
+        {"name": "mm_b", "shape": [4], "dtype": "float32"},
+    ]
+    nodes = [{"name": m["name"], "op": "Const"} for m in manifest] + [
+        {"name": "x", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "-1"}, {"size": "7"},
+                                                                               {"size": "7"}, {"size": "2"}]}}}},
+        {"name": "c1", "op": "_FusedConv2D", "input": ["x", "conv_w", "conv_b"],
+         "attr": conv_attr(2, "SAME", ["BiasAdd", "Relu"])},
+        {"name": "dw", "op": "DepthwiseConv2dNative", "input": ["c1", "dw_w"], "attr": conv_attr(1, "VALID")},
+        {"name": "mp", "op": "MaxPool", "input": ["dw"],
+         "attr": {"ksize": ints(1, 2, 2, 1), "strides": ints(1, 1, 1, 1), "padding": b64("SAME")}},
+        {"name": "add", "op": "AddV2", "input": ["mp", "add_c"]},
+        {"name": "mean", "op": "Mean", "input": ["add", "axes"], "attr": {"keep_dims": {"b": False}}},
+        {"name": "fc", "op": "_FusedMatMul", "input": ["mean", "mm_w", "mm_b"],
+         "attr": {"fused_ops": {"list": {"s": [b64("BiasAdd")["s"]]}}}},
+        {"name": "sm", "op": "Softmax", "input": ["fc"]},
+        {"name": "Identity", "op": "Identity", "input": ["sm"]},
+    ]
+    model = {
+        "format": "graph-model",
+        "modelTopology": {"node": nodes},
+        "signature": {"outputs": {"out": {"name": "Identity:0"}}},
+        "weightsManifest": [{"paths": ["w.bin"], "weights": manifest}],
+    }
+    data = b"".join(w[m["name"]].tobytes() for m in manifest)
+    ref = dict(w, conv_w=w["conv_w"].astype(np.float32) * np.float32(qscale) + np.float32(qmin),
+               conv_b=w["conv_b"].astype(np.float32))
+    return json.dumps(model).encode(), data, ref
+
+
+def _np_reference(x: np.ndarray, w: dict) -> np.ndarray:
+    """The tiny graph in plain numpy, NHWC, with TF's SAME padding (extra pixel after)."""
+
+    def pad_same(a, k, s, value):
+        out = []
+        for n in a.shape[1:3]:
+            total = max((-(-n // s) - 1) * s + k - n, 0)
+            out.append((total // 2, total - total // 2))
+        return np.pad(a, ((0, 0), out[0], out[1], (0, 0)), constant_values=value)
+
+    def windows(a, k, s):
+        oh, ow = (a.shape[1] - k) // s + 1, (a.shape[2] - k) // s + 1
+        return np.stack([[a[:, i * s:i * s + k, j * s:j * s + k, :] for j in range(ow)] for i in range(oh)])
+
+    p = windows(pad_same(x, 3, 2, 0.0), 3, 2)  # (oh, ow, N, k, k, Cin)
+    y = np.einsum("ijnabc,abcd->nijd", p, w["conv_w"]) + w["conv_b"]
+    y = np.maximum(y, 0)
+    y = np.einsum("ijnabc,abc->nijc", windows(y, 3, 1), w["dw_w"][..., 0])
+    y = windows(pad_same(y, 2, 1, -np.inf), 2, 1).max(axis=(3, 4)).transpose(2, 0, 1, 3)
+    y = (y + w["add_c"]).mean(axis=(1, 2))
+    z = y @ w["mm_w"] + w["mm_b"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_tfjs_converter_matches_numpy():
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from indexer.engines.local.tfjs_onnx import convert
+
+    rng = np.random.default_rng(0)
+    model_json, data, weights = _tfjs_tiny(rng)
+    onnx_bytes = convert(model_json, data)
+    assert onnx_bytes == convert(model_json, data)  # deterministic
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(2, 7, 7, 2)).astype(np.float32)
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, _np_reference(x.astype(np.float64), weights), rtol=1e-4, atol=1e-6)
+
+
+def test_tfjs_converter_names_an_unsupported_op():
+    pytest.importorskip("onnx")
+    import json
+
+    from indexer.engines.local.tfjs_onnx import convert
+
+    model_json, data, _ = _tfjs_tiny(np.random.default_rng(1))
+    model = json.loads(model_json)
+    model["modelTopology"]["node"][-2]["op"] = "LogSoftmax"
+    with pytest.raises(ValueError, match="LogSoftmax"):
+        convert(json.dumps(model).encode(), data)
+    with pytest.raises(ValueError, match="bytes"):
+        convert(model_json, data + b"\0\0\0\0")
+
+
+def test_emotion_crop_is_upright_and_fer_framed():
+    """Eyes and mouth of a rolled face land where FER2013 puts them, eyes level."""
+    import cv2
+
+    from indexer.engines.local.emotion import FER_CENTER_ABOVE, FER_SIDE_PER_FEATURE, SIZE, fer_crop
+
+    angle, dist = np.radians(25.0), 60.0  # roll; inter-ocular and eye-to-mouth distance (px)
+    ex, ey = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    centre = np.array([200.0, 180.0])
+    eye_l, eye_r, mouth = centre - ex * dist / 2, centre + ex * dist / 2, centre + ey * dist
+    mesh = np.zeros((468, 2))
+    mesh[[33, 133]], mesh[[362, 263]], mesh[[61, 291]] = eye_l, eye_r, mouth
+    mesh[33] -= ex * 5  # eye corners either side of the eye centre
+    mesh[133] += ex * 5
+    mesh[362] -= ex * 5
+    mesh[263] += ex * 5
+
+    def spot(p: np.ndarray) -> np.ndarray:
+        """Where a bright disc at image point ``p`` lands in the crop (intensity centroid)."""
+        img = np.zeros((400, 400), np.uint8)
+        cv2.circle(img, (int(round(p[0])), int(round(p[1]))), 4, 255, -1)
+        crop = fer_crop(img, mesh).astype(np.float64)
+        assert crop.shape == (SIZE, SIZE)
+        ys, xs = np.mgrid[:SIZE, :SIZE]
+        return np.array([(xs * crop).sum(), (ys * crop).sum()]) / crop.sum()
+
+    side = FER_SIDE_PER_FEATURE * dist
+    k = SIZE / side
+    eye_y = SIZE / 2 + (FER_CENTER_ABOVE * side - dist / 2) * k
+    np.testing.assert_allclose(spot(eye_l), [SIZE / 2 - dist / 2 * k, eye_y], atol=1.0)
+    np.testing.assert_allclose(spot(eye_r), [SIZE / 2 + dist / 2 * k, eye_y], atol=1.0)
+    np.testing.assert_allclose(spot(mouth), [SIZE / 2, eye_y + dist * k], atol=1.0)
+
+
 def test_torch_reader_refuses_foreign_globals():
     from indexer.engines.local.torch_weights import load_state_dict
 
@@ -175,8 +343,11 @@ def test_face_detail_matches_rekognition_shape(astronaut_analysis):
     d = astronaut_analysis.face_details[0]
     report = ParamValidator().validate(d, shape)
     assert not report.has_errors(), report.generate_report()
-    assert set(d) == set(CAPABILITIES.attributes)
-    assert {"AgeRange", "Gender", "Beard", "Mustache", "Eyeglasses", "Sunglasses", "FaceOccluded"}.isdisjoint(d)
+    assert set(d) == set(CAPABILITIES.attributes) == set(model.shape_for("FaceDetail").members)
+    for key in ("Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache", "EyesOpen", "MouthOpen", "FaceOccluded"):
+        assert isinstance(d[key]["Value"], bool) and 50.0 <= d[key]["Confidence"] <= 100.0, key
+    assert d["Gender"]["Value"] in ("Male", "Female") and 50.0 <= d["Gender"]["Confidence"] <= 100.0
+    assert isinstance(d["AgeRange"]["Low"], int) and 0 <= d["AgeRange"]["Low"] < d["AgeRange"]["High"] <= 100
     assert {p["Type"] for p in d["Landmarks"]} == set(model.shape_for("LandmarkType").enum)
     emotions = [e["Confidence"] for e in d["Emotions"]]
     assert emotions == sorted(emotions, reverse=True)
@@ -290,3 +461,14 @@ def test_process_pool_matches_in_process(models, astronaut_analysis):
     for r in results:
         assert len(r.face_details) == 1
         assert r.face_details[0]["BoundingBox"] == pytest.approx(astronaut_analysis.face_details[0]["BoundingBox"])
+
+
+def test_npm_tarballs_are_fetched_from_the_registry_when_npm_is_absent(monkeypatch):
+    """Users of a Python tool may have no Node.js: the tarball's registry address is derived."""
+    from indexer.engines.local.models import npm_tarball_url
+
+    monkeypatch.delenv("npm_config_registry", raising=False)
+    assert npm_tarball_url("@vladmandic/human", "3.3.6") == "https://registry.npmjs.org/@vladmandic/human/-/human-3.3.6.tgz"
+    assert npm_tarball_url("left-pad", "1.3.0") == "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"
+    monkeypatch.setenv("npm_config_registry", "https://npm.example.internal/")
+    assert npm_tarball_url("left-pad", "1.3.0") == "https://npm.example.internal/left-pad/-/left-pad-1.3.0.tgz"

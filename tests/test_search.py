@@ -63,6 +63,7 @@ EXPECTED = [
     ("smiling men with beard over 40", "l"),
     ("women with glasses", "a"),
     ("glasses", "ac"),
+    ("spectacles", "ac"),  # clear glasses: eyewear that is not sunglasses
     ("sunglasses", "ck"),
     ("shades", "ck"),
     ("eyes closed", "c"),

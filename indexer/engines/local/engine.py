@@ -12,12 +12,13 @@ from __future__ import annotations
 import io
 import os
 import threading
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from indexer.engines.base import Analysis, Capabilities, ImageRef
+from indexer.engines.base import ALL_ATTRIBUTES, Analysis, Capabilities, ImageRef
 from indexer.errors import FatalError, ImageError
 
 from .models import ensure_installed
@@ -25,37 +26,99 @@ from .models import ensure_installed
 #: Longest side the detector sees. Larger photos are downscaled; smaller ones are never upscaled.
 MAX_SIDE = 1024
 
-CAPABILITIES = Capabilities(
-    name="local",
-    attributes=frozenset(
-        {
-            "BoundingBox",
-            "Confidence",
-            "Landmarks",
-            "Pose",
-            "Quality",
-            "Emotions",
-            "Smile",
-            "EyesOpen",
-            "MouthOpen",
-            "EyeDirection",
-        }
-    ),
-)
+#: The offline engine answers every attribute Rekognition answers. ``version`` is its model set:
+#: 1 had no Gender, AgeRange, Beard, Mustache, Eyeglasses, Sunglasses or FaceOccluded; 2 has them
+#: all. Bump it whenever the models or the way they are read change what a FaceDetail says.
+CAPABILITIES = Capabilities(name="local", attributes=ALL_ATTRIBUTES, version=2)
+
+
+#: Largest value of a 16-bit sample (PNG/TIFF 16 bits per sample): scaled down to 0-255.
+_MAX_16BIT = 65535
+#: Pillow's modes for 16-bit greyscale (PNG stores big-endian; TIFF either byte order).
+_MODES_16BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+#: Modes that carry transparency: composited on white, as a viewer shows them.
+_MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
+#: ``ftyp`` brands of HEIF containers (ISO/IEC 23008-12): HEIC/HEIF photos from phones.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def _is_heif(data: bytes) -> bool:
+    """True for a HEIF/HEIC container (phones' photos): a clear error beats "cannot identify"."""
+    return data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+
+
+def _unsupported_heif() -> ImageError:
+    from indexer import images
+
+    why = "a variant the HEIF decoder cannot read" if images.heif_available else "no HEIF decoder installed (pip install pillow-heif)"
+    return ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}")
+
+
+def _deep_to_8bit(im):
+    """A 16-bit or 32-bit greyscale image as mode ``L``, scaled by its sample range.
+
+    Pillow's own ``convert`` *clips* these values to 0-255 instead of scaling them, which turns
+    a 16-bit photo almost entirely white (99.6% of pixels on a 16-bit portrait). 16-bit modes
+    scale by 65535; mode ``I`` (32-bit integers, how some decoders hand over 16-bit data) by 255
+    when its values fit 8 bits, else 65535 when they fit 16 bits, else its own maximum; mode ``F``
+    (float TIFF) by 1.0 when its values fit 0-1, else its maximum.
+    """
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(im, dtype=np.float64)
+    if im.mode in _MODES_16BIT:
+        ceiling = float(_MAX_16BIT)
+    else:
+        top = float(values.max()) if values.size else 0.0
+        if im.mode == "F" and top <= 1.0:
+            ceiling = 1.0
+        elif top <= 255:
+            ceiling = 255.0
+        elif top <= _MAX_16BIT:
+            ceiling = float(_MAX_16BIT)
+        else:
+            ceiling = top
+    scaled = np.clip(values * (255.0 / ceiling), 0, 255) + 0.5
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
+
+
+def _to_rgb(im):
+    """Any Pillow mode -> RGB: transparency on white, deep greyscale scaled, CMYK and palettes converted."""
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in _MODES_16BIT or im.mode in ("I", "F"):
+        return _deep_to_8bit(im).convert("RGB")
+    if im.mode in _MODES_WITH_ALPHA or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    return im.convert("RGB")
 
 
 def decode(data: bytes, max_side: int = MAX_SIDE):
     """Bytes -> (RGB uint8 array of the oriented image, long side <= max_side), original width, height.
 
-    Raises :class:`ImageError` for anything Pillow cannot decode.
+    EXIF orientations 2-8 are applied; 16-bit images are scaled (not clipped) to 8 bits; anything
+    with transparency is composited on white; an animated image gives its first frame. Raises
+    :class:`ImageError` for anything Pillow cannot decode.
     """
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
         raise ImageError("InvalidImageFormatException", "empty image file")
+    from indexer.images import register_optional_formats
+
+    register_optional_formats()  # HEIC/HEIF through pillow-heif, when it is installed
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Between 89 and 179 Mpx Pillow only warns (above, it refuses: ImageTooLarge below);
+            # such a photo is decoded with JPEG draft mode, and the warning would be cron noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
         raw_w, raw_h = im.size
         try:
             orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -67,20 +130,18 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
         if long_side > max_side and im.format == "JPEG":
             f = max_side / long_side
             im.draft("RGB", (max(1, int(raw_w * f)), max(1, int(raw_h * f))))
-        im = ImageOps.exif_transpose(im)
-        if im.mode != "RGB":
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            im = im.convert("RGB")
+        im = _to_rgb(ImageOps.exif_transpose(im))
         if max(im.size) > max_side:
             f = max_side / max(im.size)
             im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR, reducing_gap=2.0)
         arr = np.asarray(im, dtype=np.uint8)
     except Image.DecompressionBombError as exc:
         raise ImageError("ImageTooLargeException", f"image too large to decode: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except UnidentifiedImageError as exc:
+        if _is_heif(data):
+            raise _unsupported_heif() from None
+        raise ImageError("InvalidImageFormatException", "not an image format Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError("InvalidImageFormatException", f"cannot decode image: {exc}") from None
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise ImageError("InvalidImageFormatException", "image has no pixels")

