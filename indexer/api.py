@@ -18,7 +18,7 @@ from .config import Config, load_config
 from .engines import ENGINE_NAMES
 from .errors import ConfigError, FatalError
 from .sources import parse_source
-from .store.repository import Store
+from .store.repository import RunCounters, Store
 
 if TYPE_CHECKING:  # the search path must not import the pipeline, engines or boto3
     from .engines.base import Engine
@@ -185,13 +185,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "ended_at": iso(run.ended_at),
         "host": run.host,
         "pid": run.pid,
-        "listed": run.listed,
-        "skipped_unchanged": run.skipped_unchanged,
-        "analyzed": run.analyzed,
-        "faces": run.faces,
-        "failed": run.failed,
-        "pruned": run.pruned,
-        "api_calls": run.api_calls,
+        **{name: getattr(run, name) or 0 for name in RunCounters.__dataclass_fields__},
         "error": run.error,
     }
 

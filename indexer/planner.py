@@ -27,13 +27,22 @@ class PlanOptions:
     retry_failed: bool = False
     #: Record which images the listing saw, so ``--prune`` can delete the others afterwards.
     track_seen: bool = False
+    #: The running engine's model set (``local@2``); None means the engine's name (unversioned).
+    model_set: str | None = None
+
+
+def is_outdated(known: KnownImage, options: PlanOptions) -> bool:
+    """True when the same engine, but an older (or other) version of its models, analysed it."""
+    return known.engine == options.engine and (known.model_set or known.engine) != (options.model_set or options.engine)
 
 
 def needs_work(ref: ImageRef, known: KnownImage | None, options: PlanOptions) -> bool:
     """True unless this exact content was already analysed by this engine (or failed for good)."""
+    if known is not None and ref.archived and known.status == IMAGE_INDEXED:
+        return False  # indexed from a restored copy; archived again, it cannot be read (even with --reindex)
     if options.reindex or known is None:
         return True
-    if known.fingerprint != ref.fingerprint or known.engine != options.engine:
+    if known.fingerprint != ref.fingerprint or known.engine != options.engine or is_outdated(known, options):
         return True
     if known.status == IMAGE_INDEXED:
         return False
@@ -44,6 +53,8 @@ def needs_work(ref: ImageRef, known: KnownImage | None, options: PlanOptions) ->
 class PlannedBatch:
     listed: int
     todo: list[ImageRef]
+    #: Of ``todo``: unchanged images planned only because an older model set had analysed them.
+    outdated: int = 0
 
     @property
     def skipped(self) -> int:
@@ -70,4 +81,15 @@ def plan(refs: Iterable[ImageRef], store: Store, options: PlanOptions, run_id: i
         if options.track_seen:
             pending = {ref.uri for ref in todo}
             store.mark_seen(run_id, [uri for uri in known if uri not in pending])
-        yield PlannedBatch(listed=len(chunk), todo=todo)
+        outdated = sum(1 for ref in todo if _only_outdated(ref, known.get(ref.uri), options))
+        yield PlannedBatch(listed=len(chunk), todo=todo, outdated=outdated)
+
+
+def _only_outdated(ref: ImageRef, known: KnownImage | None, options: PlanOptions) -> bool:
+    """Planned although unchanged, because an older model set analysed it (not ``--reindex``)."""
+    return (
+        not options.reindex
+        and known is not None
+        and known.fingerprint == ref.fingerprint
+        and is_outdated(known, options)
+    )

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from indexer import api
 from indexer.cli import app
 from indexer.config import load_config
+from indexer.engines.base import ALL_ATTRIBUTES
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")
 runner = CliRunner()
@@ -47,9 +48,10 @@ def test_folder_defaults_to_the_local_engine_with_no_cloud_call(photos, models, 
 
     shown = json.loads(runner.invoke(app, ["show", str(photos / "astronaut.jpg"), "--db", db, "--json"]).stdout)
     (face,) = shown["faces"]
-    assert shown["engine"] == "local"
+    assert (shown["engine"], shown["model_set"]) == ("local", "local@2")
     assert face["Smile"]["Value"] is True
-    assert "Beard" not in face and "AgeRange" not in face, "what the engine cannot predict is absent"
+    assert ALL_ATTRIBUTES <= set(face), "the offline engine answers every DetectFaces attribute"
+    assert face["Gender"]["Value"] == "Female" and face["Sunglasses"]["Value"] is False
 
     again = json.loads(runner.invoke(app, ["index", str(photos), "--db", db, "--json"]).stdout)
     assert (again["skipped_unchanged"], again["analyzed"]) == (3, 0)
@@ -125,3 +127,28 @@ def test_under_cron_a_run_prints_one_line_and_nothing_on_stderr(photos, models, 
     assert result.stderr == ""
     (line,) = result.stdout.splitlines()
     assert line.startswith("run 1 completed:") and "analyzed 3" in line
+
+
+def test_images_of_an_older_local_model_set_are_reanalysed_by_a_plain_run(photos, models, monkeypatch, tmp_path):
+    """An upgrade of the offline models reaches every image on the next ordinary run (no --reindex)."""
+    from sqlalchemy import create_engine, text
+
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
+    db = f"sqlite:///{tmp_path / 'faces.db'}"
+    assert runner.invoke(app, ["index", str(photos), "--db", db]).exit_code == 0
+    older = [str(photos / "astronaut.jpg"), str(photos / "coffee.jpg")]
+    database = create_engine(db)
+    with database.begin() as conn:  # as migration 0003 leaves images the first local models indexed
+        conn.execute(text("UPDATE images SET model_set = 'local@1' WHERE uri IN (:a, :b)"), {"a": older[0], "b": older[1]})
+
+    upgraded = runner.invoke(app, ["index", str(photos), "--db", db])
+    summary = json.loads(runner.invoke(app, ["runs", "--db", db, "--json", "--limit", "1"]).stdout)
+
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "analyzed 2 (2 for newer models)" in upgraded.stdout and "unchanged 1" in upgraded.stdout
+    assert (summary["analyzed"], summary["outdated"], summary["skipped_unchanged"]) == (2, 2, 1)
+    with database.connect() as conn:
+        assert set(conn.execute(text("SELECT model_set FROM images")).scalars()) == {"local@2"}
+    database.dispose()
+    again = json.loads(runner.invoke(app, ["index", str(photos), "--db", db, "--json"]).stdout)
+    assert (again["analyzed"], again["outdated"], again["skipped_unchanged"]) == (0, 0, 3)

@@ -78,3 +78,25 @@ def test_migrations_run_from_an_installed_wheel(tmp_path):
     result = subprocess.run([sys.executable, "-c", script, str(target), str(db)], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"is at revision {head_revision()}" in result.stdout
+
+
+def test_0003_records_the_model_set_of_existing_images(db_url):
+    """Rows from before model sets were analysed by the first local models or by Rekognition."""
+    from sqlalchemy import text
+
+    engine = create_db_engine(db_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        for uri, name in (("/a.jpg", "local"), ("s3://b/c.jpg", "rekognition")):
+            conn.execute(
+                text(
+                    "INSERT INTO images (uri, fingerprint, engine, status, face_count, indexed_at) "
+                    "VALUES (:uri, 'f', :engine, 'indexed', 0, CURRENT_TIMESTAMP)"
+                ),
+                {"uri": uri, "engine": name},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT uri, model_set FROM images")).all())
+    assert rows == {"/a.jpg": "local@1", "s3://b/c.jpg": "rekognition"}
+    engine.dispose()

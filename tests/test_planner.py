@@ -44,3 +44,25 @@ def test_plan_streams_only_what_changed(sqlite_url):
     assert sum(b.listed for b in batches) == 3000
     assert todo == [ref(i).uri for i in range(3, 3000, 2)], "indexed and permanently failed are skipped"
     store.close()
+
+
+def test_an_older_model_set_of_the_same_engine_is_outdated():
+    current = PlanOptions("local", model_set="local@2")
+    older = KnownImage("etag:1", "local", "indexed", None, model_set="local@1")
+    assert needs_work(ref(1), older, current), "indexed by the previous local models"
+    assert not needs_work(ref(1), KnownImage("etag:1", "local", "indexed", None, model_set="local@2"), current)
+    service = PlanOptions("rekognition", model_set="rekognition")
+    assert not needs_work(ref(1), KnownImage("etag:1", "rekognition", "indexed", None, model_set="rekognition"), service)
+    assert not needs_work(ref(1), KnownImage("etag:1", "rekognition", "indexed", None), service), "unversioned"
+
+
+def test_plan_counts_images_planned_only_for_newer_models(sqlite_url):
+    with Store.open(sqlite_url) as store:
+        store.write([ImageOutcome(ref(i), "local", analysis=Analysis([]), model_set="local@1") for i in range(4)], None)
+        store.write([ImageOutcome(ref(4), "local", analysis=Analysis([]), model_set="local@2")], None)
+        refs = [ref(0), ref(1, "etag:changed"), ref(2), ref(3), ref(4), ref(5)]
+
+        (batch,) = plan(iter(refs), store, PlanOptions("local", model_set="local@2"), run_id=1)
+
+    assert [r.uri for r in batch.todo] == [ref(i).uri for i in (0, 1, 2, 3, 5)]
+    assert batch.outdated == 3, "0, 2, 3: unchanged but analysed by local@1 (1 changed, 5 is new)"

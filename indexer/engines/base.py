@@ -44,6 +44,15 @@ class Capabilities:
 
     name: str
     attributes: frozenset[str]
+    #: Version of the engine's models, bumped whenever they answer differently (new models, new
+    #: attributes). Images indexed by another version are re-analysed by the next plain run.
+    #: None for an engine whose models the indexer does not control (Rekognition).
+    version: int | None = None
+
+    @property
+    def model_set(self) -> str:
+        """What each image records as the models that analysed it: ``local@2``, ``rekognition``."""
+        return self.name if self.version is None else f"{self.name}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,15 @@ class ImageRef:
     s3_location: tuple[str, str] | None = None
     #: Absolute path for local files, None for S3 objects.
     path: str | None = None
+    #: An S3 object in an archive storage class (GLACIER, DEEP_ARCHIVE) and not restored: it
+    #: cannot be read, so it is recorded ``ObjectArchived`` without a call. Its fingerprint then
+    #: ends with :data:`ARCHIVED_MARK`, so a restore (which keeps the ETag) changes it.
+    archived: bool = False
+
+
+#: Appended to an archived, unrestored object's fingerprint: the restore is a change to act on.
+ARCHIVED_MARK = "+archived"
+
 
 
 @dataclass

@@ -80,6 +80,8 @@ class Run(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     pruned: Mapped[int] = mapped_column(Integer, default=0)
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    #: Images re-analysed because an older model set of the engine had indexed them.
+    outdated: Mapped[int | None] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -95,6 +97,8 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     engine: Mapped[str] = mapped_column(String(32), index=True)
+    #: Which version of the engine's models analysed it (``local@2``); an older one means re-analyse.
+    model_set: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True)
     #: Number of faces stored for this image: image-level queries ("3 or more faces") need no join.
     face_count: Mapped[int] = mapped_column(Integer, default=0, index=True)

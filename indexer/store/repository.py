@@ -50,6 +50,8 @@ class KnownImage:
     engine: str
     status: str
     retryable: bool | None
+    #: The model set that analysed it (``local@2``); None reads as the engine's name (unversioned).
+    model_set: str | None = None
 
 
 @dataclass
@@ -60,6 +62,8 @@ class ImageOutcome:
     engine: str
     analysis: Analysis | None = None
     error: ImageError | None = None
+    #: The engine's model set (``Capabilities.model_set``); None means the engine's name.
+    model_set: str | None = None
 
     @property
     def face_count(self) -> int:
@@ -75,6 +79,8 @@ class RunCounters:
     failed: int = 0
     pruned: int = 0
     api_calls: int = 0
+    #: Of ``analyzed``/``failed``: images planned because an older model set had indexed them.
+    outdated: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -186,12 +192,12 @@ class Store:
             for start in range(0, len(uris), LOOKUP_BATCH):
                 chunk = uris[start : start + LOOKUP_BATCH]
                 rows = conn.execute(
-                    select(Image.uri, Image.fingerprint, Image.engine, Image.status, Image.retryable).where(
-                        Image.uri.in_(chunk)
-                    )
+                    select(
+                        Image.uri, Image.fingerprint, Image.engine, Image.model_set, Image.status, Image.retryable
+                    ).where(Image.uri.in_(chunk))
                 )
-                for uri, fingerprint, engine, status, retryable in rows:
-                    found[uri] = KnownImage(fingerprint, engine, status, retryable)
+                for uri, fingerprint, engine, model_set, status, retryable in rows:
+                    found[uri] = KnownImage(fingerprint, engine, status, retryable, model_set)
         return found
 
     def mark_seen(self, run_id: int, uris: Sequence[str]) -> None:
@@ -245,6 +251,7 @@ class Store:
         failure = ImageOutcome(
             ref=outcome.ref,
             engine=outcome.engine,
+            model_set=outcome.model_set,
             error=ImageError("StoreError", "the database refused this image's faces", retryable=True),
         )
         with self.engine.begin() as conn:
@@ -258,6 +265,7 @@ class Store:
             "fingerprint": ref.fingerprint,
             "size": ref.size,
             "engine": outcome.engine,
+            "model_set": outcome.model_set or outcome.engine,
             "indexed_at": utcnow(),
             "run_id": run_id,
             "seen_run_id": run_id,
@@ -311,6 +319,7 @@ class Store:
             "uri": image.uri,
             "status": image.status,
             "engine": image.engine,
+            "model_set": image.model_set,
             "fingerprint": image.fingerprint,
             "size": image.size,
             "width": image.width,
