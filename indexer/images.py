@@ -1,8 +1,11 @@
-"""Turning an image into what Rekognition accepts, at the least cost.
+"""Turning an image into what Rekognition accepts, at the least cost - decided from its bytes.
 
-Rekognition reads JPEG and PNG S3 objects up to 15 MB in place (no download, no upload), and
-image bytes up to 5 MB. Everything else - other formats, larger files, local files - is read,
-rotated upright by its EXIF orientation, converted and downscaled with Pillow until it fits.
+Rekognition reads JPEG and PNG S3 objects up to 15 MiB in place (no download, no upload), and
+image bytes up to 5 MiB, at least 80 px on each side. What an image *is* comes from its first
+bytes, never from its name: a WebP or HEIC called ``.jpg`` is converted, not sent as is to fail.
+Everything else - other formats, larger files, local files - is read, rotated upright by its
+EXIF orientation, converted, downscaled (never under the minimum side) or upscaled with Pillow
+until it fits. What can never fit is an :class:`ImageError` raised *before* any call.
 """
 
 from __future__ import annotations
@@ -13,12 +16,26 @@ from dataclasses import dataclass
 from .engines.base import ImageRef
 from .errors import ImageError
 
-S3_REFERENCE_MAX_BYTES = 15 * 1024 * 1024
-BYTES_MAX = 5 * 1024 * 1024
+#: Rekognition's documented limits ("Guidelines and quotas", docs.aws.amazon.com/rekognition/
+#: latest/dg/limits.html) say "15 MB" for S3 objects and "5 MB" for bytes. AWS means binary
+#: megabytes there: botocore's service model gives ``ImageBlob`` ``max: 5242880`` = 5 * 2**20 for
+#: the same page's "5 MB". An S3Object the service still refuses as too large is retried as bytes.
+S3_REFERENCE_MAX_BYTES = 15 * 2**20
+BYTES_MAX = 5 * 2**20
+#: "The minimum image dimensions is 80 pixels for both height and width" (same page). Smaller
+#: images are answered ``InvalidParameterException`` (boto/botocore#1366).
+MIN_SIDE = 80
+#: Images whose short side is at least this are upscaled to MIN_SIDE (at most 4x: a face needs
+#: some 20 px to be one); smaller ones are recorded ``ImageTooSmall`` without a call.
+MIN_UPSCALE_SIDE = 20
 REKOGNITION_FORMATS = frozenset({"JPEG", "PNG"})
-_REKOGNITION_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: JPEG qualities tried, in order, once the image cannot shrink further without going under MIN_SIDE.
+_QUALITIES = (90, 75, 60, 45)
+_HALF_PIXELS = 0.7071  # sqrt(1/2): each downscaling step halves the pixel count
 #: EXIF orientations that rotate by 90 degrees (width and height swap once upright).
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+#: ISO-BMFF brands of HEIF/HEIC/AVIF files (bytes 8-12 of the ``ftyp`` box).
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
 
 @dataclass(frozen=True)
@@ -30,64 +47,185 @@ class PreparedImage:
     original: bool
 
 
-def can_reference_in_s3(ref: ImageRef) -> bool:
-    """True when Rekognition can read this object straight from S3 (JPEG/PNG, <= 15 MB)."""
-    if ref.s3_location is None or ref.size > S3_REFERENCE_MAX_BYTES:
+@dataclass(frozen=True)
+class HeaderInfo:
+    """What the first bytes of an image say: its real format and upright size (when known)."""
+
+    format: str | None
+    width: int | None = None
+    height: int | None = None
+
+
+_optional_formats_registered = False
+#: Whether a HEIC/HEIF decoder (``pillow-heif``) is installed and registered with Pillow.
+heif_available = False
+
+
+def register_optional_formats() -> None:
+    """Teach Pillow HEIC/HEIF (``pillow-heif``) when it is installed; harmless to call twice."""
+    global _optional_formats_registered, heif_available
+    if _optional_formats_registered:
+        return
+    _optional_formats_registered = True
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+    heif_available = True
+
+
+def sniff_format(header: bytes) -> str | None:
+    """The format the bytes really are (``JPEG``, ``PNG``, ``HEIF``, ``WEBP``...), or None."""
+    if header.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if header.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(header) >= 12 and header[4:8] == b"ftyp" and header[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    if header.startswith(b"RIFF") and header[8:12] == b"WEBP":
+        return "WEBP"
+    register_optional_formats()
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(header)) as image:
+            return image.format
+    except Exception:
+        return None
+
+
+def probe_header(header: bytes) -> HeaderInfo:
+    """Format and upright (width, height) from the first bytes of an image."""
+    fmt = sniff_format(header)
+    size = dimensions_from_header(header)
+    return HeaderInfo(fmt, *(size or (None, None)))
+
+
+def fits_s3_reference(info: HeaderInfo, size: int) -> bool:
+    """True when Rekognition can read this object in place: JPEG/PNG by its bytes, within the
+    S3Object size limit, and not known to be under the minimum side."""
+    if info.format not in REKOGNITION_FORMATS or size > S3_REFERENCE_MAX_BYTES or size <= 0:
         return False
-    if ref.content_type in ("image/jpeg", "image/png"):
-        return True
-    return ref.s3_location[1].lower().endswith(_REKOGNITION_EXTENSIONS)
+    return info.width is None or min(info.width, info.height or 0) >= MIN_SIDE
+
+
+def can_reference_in_s3(ref: ImageRef) -> bool:
+    """A first, free filter (no bytes read): an S3 object small enough to be read in place.
+
+    The decision itself is :func:`fits_s3_reference`, on the object's first bytes.
+    """
+    return ref.s3_location is not None and 0 < ref.size <= S3_REFERENCE_MAX_BYTES
 
 
 def _open(data: bytes):
     from PIL import Image, UnidentifiedImageError
 
+    register_optional_formats()
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
         return image
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageError("InvalidImageFormatException", f"refused to decode: {exc}") from None
+    except UnidentifiedImageError as exc:
+        if sniff_format(data[:64]) == "HEIF":
+            why = "its variant is one the HEIF decoder cannot read" if heif_available else "no HEIF decoder installed (pip install pillow-heif)"
+            raise ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}") from None
         raise ImageError("InvalidImageFormatException", f"not a readable image: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError("InvalidImageFormatException", f"corrupt image: {exc}") from None
 
 
-def prepare_bytes(data: bytes, max_bytes: int = BYTES_MAX) -> PreparedImage:
+def prepare_bytes(data: bytes, max_bytes: int = BYTES_MAX, *, reencode: bool = False) -> PreparedImage:
     """The bytes to send: the original when Rekognition takes it as is, else an upright JPEG.
 
-    The original is kept when it is JPEG/PNG, fits ``max_bytes`` and needs no rotation, so an
-    image is never recompressed without need.
+    The original is kept when it is JPEG/PNG (by its bytes), fits ``max_bytes``, needs no
+    rotation and is at least MIN_SIDE on each side, so an image is never recompressed without
+    need; ``reencode`` forces a fresh JPEG (the service refused the original's encoding).
     """
     from PIL import ImageOps
 
+    if not data:
+        raise ImageError("EmptyObject", "zero-byte file: not an image")
     image = _open(data)
     orientation = image.getexif().get(0x0112, 1)
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
     width, height = upright.size
-    if image.format in REKOGNITION_FORMATS and len(data) <= max_bytes and orientation == 1:
+    if min(width, height) < MIN_UPSCALE_SIDE:
+        raise ImageError(
+            "ImageTooSmall", f"{width}x{height} px: under Rekognition's {MIN_SIDE} px minimum and too small to upscale"
+        )
+    keep = image.format in REKOGNITION_FORMATS and len(data) <= max_bytes and orientation == 1
+    if keep and not reencode and min(width, height) >= MIN_SIDE:
         return PreparedImage(data, width, height, original=True)
-    return PreparedImage(_jpeg_under(upright, max_bytes), width, height, original=False)
+    return PreparedImage(_jpeg_under(_at_least_min_side(_to_rgb(upright)), max_bytes), width, height, original=False)
+
+
+def _to_rgb(image):
+    """RGB or L, with 16-bit greyscale scaled (not clipped) to 8 bits and alpha flattened."""
+    from PIL import Image
+
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        import numpy as np
+
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if pixels.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
+    if "A" in image.mode or image.mode == "P" or image.mode == "PA":
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
+
+
+def _at_least_min_side(image):
+    """Upscaled so its short side is MIN_SIDE, when it is under it (callers checked the ratio)."""
+    from PIL import Image
+
+    short = min(image.size)
+    if short >= MIN_SIDE:
+        return image
+    scale = MIN_SIDE / short
+    return image.resize((max(MIN_SIDE, round(image.width * scale)), max(MIN_SIDE, round(image.height * scale))), Image.LANCZOS)
 
 
 def _jpeg_under(image, max_bytes: int) -> bytes:
-    """Encode as JPEG, halving the pixel count until the result fits ``max_bytes``."""
+    """Encode as JPEG under ``max_bytes``: halve the pixel count while the short side stays at
+    least MIN_SIDE (a 60000x110 panorama stops at 80 px high, never 77), then lower the quality.
+    What still does not fit is ``ImageTooLarge`` - recorded, never sent to fail."""
     from PIL import Image
 
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert("RGB")
     while True:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-        if buffer.tell() <= max_bytes or min(image.size) < 80:
-            return buffer.getvalue()
-        scale = 0.7071  # sqrt(1/2): each step halves the pixels
-        image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.LANCZOS)
+        data = _encode(image, _QUALITIES[0])
+        if len(data) <= max_bytes:
+            return data
+        short = min(image.size)
+        scale = max(_HALF_PIXELS, MIN_SIDE / short)
+        if scale >= 0.999:
+            break  # at the minimum side already: only the quality is left to give
+        size = (max(MIN_SIDE, int(image.width * scale)), max(MIN_SIDE, int(image.height * scale)))
+        image = image.resize(size, Image.LANCZOS)
+    for quality in _QUALITIES[1:]:
+        data = _encode(image, quality)
+        if len(data) <= max_bytes:
+            return data
+    raise ImageError(
+        "ImageTooLarge", f"{image.width}x{image.height} px cannot fit Rekognition's {max_bytes} bytes without going under {MIN_SIDE} px"
+    )
+
+
+def _encode(image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def dimensions_from_header(header: bytes) -> tuple[int, int] | None:
-    """Upright (width, height) from the first bytes of a JPEG/PNG, or None if they don't tell."""
+    """Upright (width, height) from the first bytes of an image, or None if they don't tell."""
     from PIL import Image
 
+    register_optional_formats()
     try:
         image = Image.open(io.BytesIO(header))
         width, height = image.size

@@ -23,6 +23,9 @@ from .errors import LockedError
 from .store.models import RUN_ABANDONED, RUN_RUNNING, Lock, Run
 from .store.repository import Store, utcnow
 
+#: What every index run's lock name starts with (``index:`` + the source URI; see pipeline.py).
+LOCK_PREFIX = "index:"
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -36,14 +39,70 @@ class Holder:
         return f"run {self.run_id} on host {self.host} pid {self.pid}, started {self.acquired_at.isoformat(timespec='seconds')}"
 
 
+#: ``/proc/PID/stat`` states of a process that has exited: zombie (not yet reaped by its parent;
+#: forever in a container without an init) and dead (being reaped). From proc(5).
+_EXITED_STATES = frozenset({"Z", "X", "x"})
+
+
+def _proc_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from ``/proc/PID/stat``, or None where there is no procfs.
+
+    The state is the field after the command name, which is in parentheses and may itself hold
+    spaces and parentheses, so it is read after the *last* ``)``.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 1 :].split()
+    return fields[0] if fields else None
+
+
 def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` on this host is running. A zombie has exited: it counts as dead
+    (after ``kill -9`` of a shell child, the killed run lingers as one until it is reaped)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass  # exists, owned by someone else: look at its state below
+    return _proc_state(pid) not in _EXITED_STATES
+
+
+def _lock_source(name: str) -> tuple[str, str, str] | None:
+    """``index:s3://bucket/prefix`` -> ("s3", bucket, prefix); ``index:/path`` -> ("file", "", path)."""
+    if not name.startswith(LOCK_PREFIX):
+        return None
+    uri = name[len(LOCK_PREFIX) :]
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        return ("s3", bucket, prefix)
+    if uri.startswith("/"):
+        return ("file", "", uri)
+    return None
+
+
+def sources_overlap(name_a: str, name_b: str) -> bool:
+    """True when two lock names cover some image in common, so two runs would do the same work.
+
+    S3 prefixes are plain string prefixes (``s3://b/2024`` lists ``2024/`` *and* ``2024-backup/``),
+    so two prefixes of one bucket overlap when one starts with the other: ``2024`` and ``2024/``,
+    ``a/`` and ``a/x/``, and the whole bucket with anything in it. Folders overlap when they are
+    the same or one contains the other. Any other name only overlaps itself.
+    """
+    if name_a == name_b:
         return True
-    return True
+    a, b = _lock_source(name_a), _lock_source(name_b)
+    if a is None or b is None or a[:2] != b[:2]:
+        return False
+    if a[0] == "s3":
+        return a[2].startswith(b[2]) or b[2].startswith(a[2])
+    path_a, path_b = a[2].rstrip("/") + "/", b[2].rstrip("/") + "/"
+    return path_a.startswith(path_b) or path_b.startswith(path_a)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -74,13 +133,38 @@ class RunLock:
             ).first()
         return Holder(row[0], row[1], row[2], _aware(row[3]), _aware(row[4])) if row else None
 
+    def _overlapping(self) -> list[tuple[str, Holder]]:
+        """Every other lease whose source overlaps ours (the lock table holds one row per live run)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(Lock.name, Lock.run_id, Lock.host, Lock.pid, Lock.acquired_at, Lock.expires_at)).all()
+        return [
+            (row[0], Holder(row[1], row[2], row[3], _aware(row[4]), _aware(row[5])))
+            for row in rows
+            if row[0] != self.name and sources_overlap(row[0], self.name)
+        ]
+
     def _is_stale(self, holder: Holder, now: datetime) -> bool:
         if holder.expires_at <= now:
             return True
         return holder.host == self.host and holder.pid != self.pid and not pid_alive(holder.pid)
 
     def acquire(self) -> None:
-        """Take the lease or raise :class:`LockedError` naming the run that holds it."""
+        """Take the lease or raise :class:`LockedError` naming the run that holds it.
+
+        The lease on our own name is taken first (one atomic statement); then every lease on an
+        *overlapping* source (``s3://b/2024`` vs ``s3://b/2024/`` or ``s3://b/2024/x/``) is
+        checked: a stale one is removed, a live one makes us give ours back and exit 75. Each run
+        looks only after its own lease is committed, so of two overlapping runs starting at once
+        at least one sees the other (both may back off; neither proceeds blindly).
+        """
+        self._acquire_own()
+        try:
+            self._check_overlaps()
+        except BaseException:
+            self.release()
+            raise
+
+    def _acquire_own(self) -> None:
         now = utcnow()
         values = dict(run_id=self.run_id, host=self.host, pid=self.pid, acquired_at=now, expires_at=now + self.lease)
         try:
@@ -91,7 +175,7 @@ class RunLock:
             pass
         holder = self.holder()
         if holder is None:  # released between our insert and our look: try once more
-            return self.acquire()
+            return self._acquire_own()
         if not self._is_stale(holder, now):
             raise LockedError(f"another run holds the lock on this source: {holder.describe()}")
         with self.store.engine.begin() as conn:
@@ -103,6 +187,20 @@ class RunLock:
         if taken != 1:
             raise LockedError(f"another run took the lock on this source first: {(self.holder() or holder).describe()}")
         self.taken_over = holder
+
+    def _check_overlaps(self) -> None:
+        now = utcnow()
+        for name, holder in self._overlapping():
+            if not self._is_stale(holder, now):
+                source = name[len(LOCK_PREFIX) :] if name.startswith(LOCK_PREFIX) else name
+                raise LockedError(f"another run holds the lock on an overlapping source {source}: {holder.describe()}")
+            with self.store.engine.begin() as conn:  # a crashed run's lease: remove it
+                conn.execute(
+                    delete(Lock).where(
+                        Lock.name == name, Lock.host == holder.host, Lock.pid == holder.pid, Lock.acquired_at == holder.acquired_at
+                    )
+                )
+            self.taken_over = self.taken_over or holder
 
     def attach_run(self, run_id: int) -> None:
         """Name the run in the lease, so a second run's message can say which run holds it."""
@@ -171,4 +269,4 @@ def abandon_dead_runs(store: Store, lease_seconds: float, also: int | None = Non
     return dead
 
 
-__all__ = ["RunLock", "Holder", "abandon_dead_runs", "pid_alive"]
+__all__ = ["RunLock", "Holder", "abandon_dead_runs", "pid_alive", "sources_overlap", "LOCK_PREFIX"]

@@ -11,6 +11,11 @@ however large the collection):
 A stop request (SIGINT/SIGTERM) stops the producer, lets in-flight calls finish within
 ``drain_seconds``, writes everything that finished, and records the run as interrupted. Work
 that was committed is never redone; work that was not is picked up by the next run.
+
+A run-wide failure (expired credentials, permission on the action withdrawn, an endpoint that
+cannot be reached - see :mod:`indexer.errors`) stops the run the same way and fails it (exit 1):
+the images it touched are *not* recorded, so the next run analyses them. So does a streak of
+:data:`MAX_CONSECUTIVE_TRANSIENT_FAILURES` images failing with the same service/network fault.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engines.base import Engine, ImageRef
-from .errors import FatalError, ImageError
+from .errors import FatalError, ImageError, IndexerError, is_transient_code, translate
 from .locking import RunLock, abandon_dead_runs
 from .planner import PlanOptions, plan
 from .sources import LocalSource, S3Source
@@ -31,6 +36,12 @@ from .store.models import RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED
 from .store.repository import ImageOutcome, RunCounters, Store
 
 _DONE = object()
+#: This many images in a row failing with the same transient service/network cause (a
+#: connection error, 5xx, throttling after all retries) stop the run: the service or the network
+#: is down, and grinding through the rest of the bucket would only record failures. 20 is more
+#: than one unlucky image per worker thread (16 by default) failing at once, yet only seconds of
+#: a real outage. Per-image causes (unreadable file, bad format) never count.
+MAX_CONSECUTIVE_TRANSIENT_FAILURES = 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class RunSummary:
     failed: int = 0
     pruned: int = 0
     api_calls: int = 0
+    outdated: int = 0
     elapsed_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,13 +89,18 @@ class RunSummary:
             "failed": self.failed,
             "pruned": self.pruned,
             "api_calls": self.api_calls,
+            "outdated": self.outdated,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+    def _outdated_note(self) -> str:
+        """Says how many of the analysed images were re-analysed for a newer model set."""
+        return f" ({self.outdated} for newer models)" if self.outdated else ""
 
     def line(self) -> str:
         return (
             f"run {self.run_id} {self.status}: {self.source}: listed {self.listed}, "
-            f"unchanged {self.skipped_unchanged}, analyzed {self.analyzed}, faces {self.faces}, "
+            f"unchanged {self.skipped_unchanged}, analyzed {self.analyzed}{self._outdated_note()}, faces {self.faces}, "
             f"failed {self.failed}, pruned {self.pruned}, api calls {self.api_calls}, {self.elapsed_s:.1f}s"
         )
 
@@ -149,7 +166,9 @@ def run_index(
 def _execute(store, source, engine, options, stop, run_id, shared) -> tuple[str, BaseException | None]:
     work: queue.Queue = queue.Queue(maxsize=options.concurrency * 4)
     results: queue.Queue = queue.Queue(maxsize=options.concurrency * 4 + options.batch_size)
-    plan_options = PlanOptions(engine.name, options.reindex, options.retry_failed, track_seen=options.prune)
+    plan_options = PlanOptions(
+        engine.name, options.reindex, options.retry_failed, track_seen=options.prune, model_set=engine.capabilities.model_set
+    )
 
     producer = threading.Thread(
         target=_produce, args=(store, source, plan_options, run_id, work, shared, stop, options.concurrency),
@@ -178,6 +197,7 @@ def _produce(store, source, plan_options, run_id, work, shared, stop, n_workers)
             with shared.lock:
                 shared.counters.listed += batch.listed
                 shared.counters.skipped_unchanged += batch.skipped
+                shared.counters.outdated += batch.outdated
                 shared.planned += len(batch.todo)
             for ref in batch.todo:
                 if not _put(work, ref, stop):
@@ -215,16 +235,55 @@ def _work(source, engine: Engine, work: queue.Queue, results: queue.Queue, stop:
 
 
 def _analyze(source, engine: Engine, ref: ImageRef, stop: threading.Event) -> ImageOutcome | BaseException:
+    """One image's outcome, or the run-wide error (fatal/usage) that must stop the run.
+
+    A run-wide error leaves the image un-recorded: it was never really analysed, and the next
+    run picks it up. Anything else the engine raises is translated by the one table in
+    :mod:`indexer.errors` (an unknown error is retryable: recorded, tried again next run).
+    """
+    model_set = engine.capabilities.model_set
     try:
-        return ImageOutcome(ref=ref, engine=engine.name, analysis=engine.analyze(ref, source.reader(ref)))
+        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, analysis=engine.analyze(ref, source.reader(ref)))
     except ImageError as exc:
-        return ImageOutcome(ref=ref, engine=engine.name, error=exc)
-    except FatalError as exc:
+        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=exc)
+    except IndexerError as exc:  # fatal for the run (credentials, permission, endpoint) or usage
         stop.set()
         return exc
     except Exception as exc:  # an engine bug must not stop the run: record it, retry next run
-        error = ImageError(type(exc).__name__, str(exc) or repr(exc), retryable=True)
-        return ImageOutcome(ref=ref, engine=engine.name, error=error)
+        error = translate(exc, f"analysing {ref.uri}")
+        if not isinstance(error, ImageError):
+            stop.set()
+            return error
+        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=error)
+
+
+@dataclass
+class _FailureStreak:
+    """Consecutive images that failed with the same transient cause (the same error code).
+
+    Thousands of images failing one after another with, say, a connection error say the service
+    or the network is down, not that each image is bad: the run stops instead of grinding
+    through the whole bucket, and the next run retries them.
+    """
+
+    code: str | None = None
+    length: int = 0
+
+    def observe(self, outcome: ImageOutcome) -> FatalError | None:
+        error = outcome.error
+        if error is None or not error.retryable or not is_transient_code(error.code):
+            self.code, self.length = None, 0  # a success, or a cause about one image: not an outage
+            return None
+        if error.code == self.code:
+            self.length += 1
+        else:
+            self.code, self.length = error.code, 1
+        if self.length < MAX_CONSECUTIVE_TRANSIENT_FAILURES:
+            return None
+        return FatalError(
+            f"stopped after {self.length} images in a row failed with {error.code} ({error.message}): "
+            "the service or the network looks down; fix it and run again (those images are retried)"
+        )
 
 
 def _write(store: Store, run_id: int, results: queue.Queue, shared: _Shared, stop, options: RunOptions, n_workers: int) -> None:
@@ -236,6 +295,7 @@ def _write(store: Store, run_id: int, results: queue.Queue, shared: _Shared, sto
     last_flush = time.monotonic()
     finished_workers = 0
     stop_seen_at: float | None = None
+    streak = _FailureStreak()
     try:
         while finished_workers < n_workers:
             if stop.is_set() and stop_seen_at is None:
@@ -250,8 +310,14 @@ def _write(store: Store, run_id: int, results: queue.Queue, shared: _Shared, sto
                 finished_workers += 1
             elif isinstance(item, BaseException):
                 shared.error = shared.error or item
+                with shared.lock:
+                    shared.counters.api_calls += getattr(item, "api_calls", 0)
             elif item is not None:
                 buffer.append(item)
+                outage = streak.observe(item)
+                if outage is not None and shared.error is None:
+                    shared.error = outage
+                    stop.set()
             if buffer and (len(buffer) >= options.batch_size or time.monotonic() - last_flush >= options.flush_seconds):
                 _flush(store, run_id, buffer, shared, bar)
                 buffer, last_flush = [], time.monotonic()
@@ -265,14 +331,21 @@ def _flush(store: Store, run_id: int, buffer: list[ImageOutcome], shared: _Share
         return
     written = store.write(buffer, run_id)
     with shared.lock:
+        # Billable calls are what was spent, whatever the store then made of the outcome.
+        shared.counters.api_calls += sum(_api_calls(outcome) for outcome in buffer)
         for outcome in written:
             if outcome.error:
                 shared.counters.failed += 1
-                shared.counters.api_calls += getattr(outcome.error, "attempts", 0)
             else:
                 shared.counters.analyzed += 1
                 shared.counters.faces += outcome.face_count
-                shared.counters.api_calls += outcome.analysis.api_calls
         bar.total = shared.planned
         bar.set_postfix(faces=shared.counters.faces, failed=shared.counters.failed, unchanged=shared.counters.skipped_unchanged, refresh=False)
     bar.update(len(written))
+
+
+def _api_calls(outcome: ImageOutcome) -> int:
+    """Calls the service answered for this image (an answered refusal counts; no answer does not)."""
+    if outcome.error is not None:
+        return outcome.error.api_calls
+    return outcome.analysis.api_calls if outcome.analysis else 0

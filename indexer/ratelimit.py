@@ -14,7 +14,10 @@ far too high costs few rejections; the first window opens with the first call):
   3% a window, up to the configured maximum. Isolated throttles (noise) do not move it.
 
 :class:`RetryingCaller` wraps each call: paced by the limiter, retried with jittered exponential
-backoff on transient faults, and it counts every attempt (billable calls) it made.
+backoff on transient faults, and it counts the attempts the service answered (the billable
+calls: a throttled or 5xx answer is one, a connection that got no answer or credentials that
+failed before sending are not). When it gives up it raises :class:`CallFailed`, which carries
+that count in typed fields next to the original error.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from .errors import is_throttling, is_transient
+from .errors import answered, is_throttling, is_transient
 
 T = TypeVar("T")
 
@@ -125,6 +128,20 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
+class CallFailed(Exception):
+    """A call that failed for good: the last error, and what the retry loop spent on it.
+
+    ``attempts`` counts every try; ``answered`` the tries the service answered (billable, and
+    proof that the endpoint and the credentials reached it).
+    """
+
+    def __init__(self, cause: BaseException, attempts: int, answered: int):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.attempts = attempts
+        self.answered = answered
+
+
 class RetryingCaller:
     """Runs one service call with pacing, adaptive rate, retries and a count of attempts."""
 
@@ -134,30 +151,44 @@ class RetryingCaller:
         self._sleep = sleep
         self._stopping = stopping
         self._lock = threading.Lock()
+        #: Attempts the service answered, over the caller's life (the billable figure).
         self.calls = 0
+        #: Every attempt, answered or not.
+        self.attempts = 0
         self.retries = 0
 
+    @property
+    def reached_service(self) -> bool:
+        """True once any call through this caller got an answer from the service."""
+        return self.calls > 0
+
     def call(self, fn: Callable[[], T]) -> tuple[T, int]:
-        """``fn()`` with retries; returns (result, attempts). Raises the last error when out of tries."""
-        attempts = 0
+        """``fn()`` with retries; returns (result, answered attempts). Raises :class:`CallFailed`."""
+        attempts = answered_attempts = 0
         while True:
             epoch = self.limiter.acquire() if self.limiter else 0
             attempts += 1
-            with self._lock:
-                self.calls += 1
             try:
                 result = fn()
             except Exception as exc:
+                reached = answered(exc)
+                answered_attempts += reached
+                self._count(reached)
                 throttled = is_throttling(exc)
-                if self.limiter:
+                if self.limiter and reached:
                     self.limiter.record(throttled=throttled, epoch=epoch)
                 if not is_transient(exc) or attempts >= self.policy.max_attempts or self._stopping():
-                    exc.attempts = attempts  # type: ignore[attr-defined]
-                    raise
+                    raise CallFailed(exc, attempts, answered_attempts) from exc
                 with self._lock:
                     self.retries += 1
                 self._sleep(self.policy.delay(attempts))
                 continue
+            self._count(True)
             if self.limiter:
                 self.limiter.record(throttled=False, epoch=epoch)
-            return result, attempts
+            return result, answered_attempts + 1
+
+    def _count(self, reached: bool) -> None:
+        with self._lock:
+            self.attempts += 1
+            self.calls += int(reached)

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from indexer.aws import make_client
 from indexer.errors import image_error_from_aws, is_throttling, is_transient
-from indexer.ratelimit import AdaptiveRateLimiter, RetryingCaller, RetryPolicy
+from indexer.ratelimit import AdaptiveRateLimiter, CallFailed, RetryingCaller, RetryPolicy
 from tests.support.images import jpeg_bytes
 
 
@@ -50,9 +50,10 @@ def test_retrying_caller_retries_transient_then_gives_up_and_counts_calls():
         raise client_error("InternalServerError", 500)
 
     caller = RetryingCaller(None, RetryPolicy(max_attempts=4, base_delay=0.001), sleep=lambda s: None)
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(CallFailed) as raised:
         caller.call(flaky)
     assert len(attempts) == 4 and caller.calls == 4 and raised.value.attempts == 4
+    assert isinstance(raised.value.cause, ClientError) and raised.value.answered == 4
 
 
 def test_retrying_caller_does_not_retry_permanent_errors():
@@ -61,9 +62,9 @@ def test_retrying_caller_does_not_retry_permanent_errors():
     def bad():
         raise client_error("InvalidImageFormatException")
 
-    with pytest.raises(ClientError):
+    with pytest.raises(CallFailed) as raised:
         caller.call(bad)
-    assert caller.calls == 1
+    assert caller.calls == 1 and isinstance(raised.value.cause, ClientError)
 
 
 def test_limiter_ignores_isolated_throttles():

@@ -8,7 +8,9 @@ import random
 from PIL import Image
 
 
-def jpeg_bytes(seed: int, size: tuple[int, int] = (96, 64), exif_orientation: int | None = None) -> bytes:
+#: Default sizes are at least 80 px on each side: Rekognition's documented minimum, which the
+#: tests' endpoint enforces as the service does (a smaller fixture would be refused).
+def jpeg_bytes(seed: int, size: tuple[int, int] = (120, 80), exif_orientation: int | None = None) -> bytes:
     """A small JPEG of random blocks; distinct seeds give distinct bytes."""
     rng = random.Random(seed)
     image = Image.new("RGB", size)
@@ -26,14 +28,14 @@ def jpeg_bytes(seed: int, size: tuple[int, int] = (96, 64), exif_orientation: in
     return buffer.getvalue()
 
 
-def png_bytes(seed: int, size: tuple[int, int] = (64, 64)) -> bytes:
+def png_bytes(seed: int, size: tuple[int, int] = (80, 80)) -> bytes:
     image = Image.open(io.BytesIO(jpeg_bytes(seed, size)))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def image_bytes(seed: int, fmt: str, size: tuple[int, int] = (64, 48)) -> bytes:
+def image_bytes(seed: int, fmt: str, size: tuple[int, int] = (96, 80)) -> bytes:
     """Any format Pillow writes (GIF, BMP, TIFF, WEBP...)."""
     image = Image.open(io.BytesIO(jpeg_bytes(seed, size)))
     buffer = io.BytesIO()

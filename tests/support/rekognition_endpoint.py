@@ -6,9 +6,15 @@ parsing, retries). Every request is validated against botocore's input shape and
 against its output shape, so a fixture that AWS could never return fails the test that uses it.
 
 Faces are a function of image *content*: tests register the bytes of an image with the
-FaceDetails it should yield. ``S3Object`` images are fetched from the S3 endpoint (moto), as the
-real service would read them. Latency, an admitted-calls-per-second ceiling and random faults
-can be switched on to stand in for the real service's limits.
+FaceDetails it should yield. ``S3Object`` images are fetched from the S3 endpoint (moto) - but
+only the way the real service can: when that S3 counts as AWS S3 (``s3_is_aws``) and the bucket
+is in the endpoint's own ``region``; otherwise the answer is ``InvalidS3ObjectException``, as
+AWS gives for a bucket in another region or an object it cannot read. Images are validated as
+the service documents (docs.aws.amazon.com/rekognition/latest/dg/limits.html): JPEG/PNG by
+content, at most 5 MiB as bytes / 15 MiB as an S3 object, at least 80 px a side. Latency, an
+admitted-calls-per-second ceiling, random faults, dropped connections and refusals of every
+request after N (AccessDenied, UnrecognizedClient, InvalidSignature, ExpiredToken) can be
+switched on to stand in for the real service.
 """
 
 from __future__ import annotations
@@ -62,10 +68,41 @@ class Behaviour:
     seed: int = 0
 
 
+#: Rekognition's documented limits (see the module docstring); AWS's "MB" is binary (botocore
+#: models the 5 MB bytes limit as ``max: 5242880``).
+BYTES_MAX = 5 * 2**20
+S3_OBJECT_MAX = 15 * 2**20
+MIN_SIDE = 80
+#: Request-wide refusals the endpoint can be switched to, with AWS's status and wording.
+REFUSALS: dict[str, tuple[int, str]] = {
+    "AccessDeniedException": (
+        400,
+        "User: arn:aws:iam::123456789012:user/indexer is not authorized to perform: rekognition:DetectFaces "
+        "because no identity-based policy allows the rekognition:DetectFaces action",
+    ),
+    "UnrecognizedClientException": (400, "The security token included in the request is invalid."),
+    "InvalidSignatureException": (
+        403,
+        "Signature expired: 20261129T030000Z is now earlier than 20261129T031000Z (20261129T031500Z - 5 min.)",
+    ),
+    "ExpiredTokenException": (400, "The security token included in the request is expired"),
+}
+_UNREADABLE_S3 = "Unable to get object metadata from S3. Check object key, region and/or access permissions."
+
+
 @dataclass
 class FakeRekognition:
     s3_endpoint: str | None = None
     behaviour: Behaviour = field(default_factory=Behaviour)
+    #: The region this endpoint serves: it reads S3Object only from buckets in it.
+    region: str = "us-east-1"
+    #: Whether the S3 endpoint counts as AWS S3 (False: a MinIO/Ceph/R2 stand-in Rekognition
+    #: cannot read, so every S3Object is InvalidS3ObjectException).
+    s3_is_aws: bool = True
+    #: (code, calls allowed first): every request after that many is refused with ``code``.
+    refuse: tuple[str, int] | None = None
+    #: Close this many connections without answering (a network fault: no answer, no call).
+    drop_connections: int = 0
     faces_by_digest: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     errors_by_digest: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     calls: list[CallRecord] = field(default_factory=list)
@@ -76,6 +113,8 @@ class FakeRekognition:
         self._random = random.Random(self.behaviour.seed)
         self._server: ThreadingHTTPServer | None = None
         self._s3 = None
+        #: DetectFaces requests answered so far (for ``refuse_after``).
+        self.requests = 0
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -96,6 +135,20 @@ class FakeRekognition:
             self.errors_by_digest.clear()
             self.calls.clear()
             self._admitted.clear()
+            self.region, self.s3_is_aws, self.refuse, self.drop_connections = "us-east-1", True, None, 0
+            self.requests = 0
+
+    def refuse_after(self, calls: int, code: str) -> None:
+        """Answer ``code`` (one of :data:`REFUSALS`) to every request after ``calls`` more."""
+        with self._lock:
+            self.refuse = (code, self.requests + calls)
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self.drop_connections > 0:
+                self.drop_connections -= 1
+                return True
+            return False
 
     def count(self, outcome: str | None = None) -> int:
         with self._lock:
@@ -112,6 +165,10 @@ class FakeRekognition:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if fake._take_drop():
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # no answer at all: the client sees a closed connection
+                    return
                 target = self.headers.get("X-Amz-Target", "")
                 status, payload = fake.handle(target.rpartition(".")[2], body)
                 data = json.dumps(payload).encode()
@@ -152,6 +209,10 @@ class FakeRekognition:
             return 400, {"__type": "UnknownOperationException", "message": operation}
         if self.behaviour.latency:
             time.sleep(self.behaviour.latency)
+        refused = self._refusal()
+        if refused:
+            self._record(operation, "?", None, None, refused[1]["__type"])
+            return refused
         rejected = self._limit_or_fault()
         if rejected:
             self._record(operation, "?", None, None, rejected[1]["__type"])
@@ -173,22 +234,39 @@ class FakeRekognition:
             status, code, message = self.errors_by_digest[key]
             self._record(operation, kind, key, size, code)
             return status, {"__type": code, "message": message}
-        if size is None:
-            self._record(operation, kind, key, None, "InvalidImageFormatException")
-            return 400, {"__type": "InvalidImageFormatException", "message": "Request has invalid image format"}
+        invalid = _invalid(content, kind, size)
+        if invalid:
+            status, code, message = invalid
+            self._record(operation, kind, key, size, code)
+            return status, {"__type": code, "message": message}
         response = {"FaceDetails": self.faces_by_digest.get(key, [])}
         validate("DetectFacesResponse", response)
         self._record(operation, kind, key, size, "ok")
         return 200, response
 
+    def _refusal(self) -> tuple[int, dict[str, Any]] | None:
+        with self._lock:
+            self.requests += 1
+            if self.refuse is None or self.requests <= self.refuse[1]:
+                return None
+            code = self.refuse[0]
+        status, message = REFUSALS[code]
+        return status, {"__type": code, "message": message}
+
     def _content(self, image: dict[str, Any]) -> bytes:
         if "Bytes" in image:
             return base64.b64decode(image["Bytes"])
         obj = image["S3Object"]
+        client = self._s3_client()
         try:
-            return self._s3_client().get_object(Bucket=obj["Bucket"], Key=obj["Name"])["Body"].read()
+            if not self.s3_is_aws:
+                raise LookupError("not AWS S3")
+            location = client.get_bucket_location(Bucket=obj["Bucket"]).get("LocationConstraint") or "us-east-1"
+            if location != self.region:
+                raise LookupError(f"bucket in {location}, endpoint in {self.region}")
+            return client.get_object(Bucket=obj["Bucket"], Key=obj["Name"])["Body"].read()
         except Exception as exc:
-            raise LookupError(f"Unable to get object metadata from S3: {obj.get('Name')}") from exc
+            raise LookupError(_UNREADABLE_S3) from exc
 
     def _s3_client(self):
         if self._s3 is None:
@@ -222,6 +300,19 @@ class FakeRekognition:
     def _record(self, operation: str, kind: str, key: str | None, size, outcome: str) -> None:
         with self._lock:
             self.calls.append(CallRecord(operation, kind, key, size, outcome))
+
+
+def _invalid(content: bytes, kind: str, size: tuple[int, int] | None) -> tuple[int, str, str] | None:
+    """What the service answers for an image it does not take, in the order it checks."""
+    limit = BYTES_MAX if kind == "Bytes" else S3_OBJECT_MAX
+    if len(content) > limit:
+        return 400, "ImageTooLargeException", "Image size is too large."
+    is_jpeg_or_png = content.startswith(b"\xff\xd8\xff") or content.startswith(b"\x89PNG\r\n\x1a\n")
+    if size is None or not is_jpeg_or_png:
+        return 400, "InvalidImageFormatException", "Request has invalid image format"
+    if min(size) < MIN_SIDE:
+        return 400, "InvalidParameterException", "Request has invalid parameters"
+    return None
 
 
 def _image_size(content: bytes) -> tuple[int, int] | None:
