@@ -472,3 +472,22 @@ def test_npm_tarballs_are_fetched_from_the_registry_when_npm_is_absent(monkeypat
     assert npm_tarball_url("left-pad", "1.3.0") == "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"
     monkeypatch.setenv("npm_config_registry", "https://npm.example.internal/")
     assert npm_tarball_url("left-pad", "1.3.0") == "https://npm.example.internal/left-pad/-/left-pad-1.3.0.tgz"
+
+
+def test_nms_overlap_matrix_path_decides_as_the_reference_loop(monkeypatch):
+    """The fast path (all overlaps at once) keeps exactly the boxes MTCNN's row-by-row loop keeps,
+    ties in score included."""
+    from indexer.engines.local import detect
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n = int(rng.integers(1, 400))
+        corner = rng.uniform(0, 300, (n, 2))
+        boxes = np.concatenate([corner, corner + rng.uniform(4, 60, (n, 2))], 1).astype(np.float32)
+        scores = rng.choice(rng.uniform(0, 1, 12), n).astype(np.float32)
+        for method, threshold in (("union", 0.5), ("union", 0.7), ("min", 0.7)):
+            fast = detect.nms(boxes, scores, threshold, method)
+            monkeypatch.setattr(detect, "NMS_MATRIX_LIMIT", 0)
+            reference = detect.nms(boxes, scores, threshold, method)
+            monkeypatch.undo()
+            assert np.array_equal(fast, reference), (n, method, threshold)

@@ -57,3 +57,27 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     test_command = re.search(r"<!-- test-command -->\n```bash\n(.+)\n```", README).group(1)
     assert "pytest" in test_command
     assert "test-command" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_readme_search_answers_on_the_default_engine(models, tmp_path, monkeypatch):
+    """The README's example searches run on a folder indexed by the offline engine (the default
+    for folders): each exits 0 and none warns that the engine cannot answer one of its terms."""
+    from PIL import Image
+    from skimage import data
+    from typer.testing import CliRunner
+
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
+    db = f"sqlite:///{tmp_path / 'faces.db'}"
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(folder), "--db", db, "--quiet"]).exit_code == 0
+
+    examples = [args for args in _invocations() if args and args[0] in ("search", "stats")]
+    assert len(examples) >= 5
+    for args in examples:
+        result = runner.invoke(app, [*args, "--db", db])
+        assert result.exit_code == 0, (args, result.output)
+        assert "warning" not in result.stderr, (args, result.stderr)

