@@ -75,6 +75,15 @@ def register_optional_formats() -> None:
     heif_available = True
 
 
+def unidentified_image_error(data: bytes) -> ImageError:
+    """The error for bytes Pillow cannot identify: a HEIC/HEIF photo the installed decoders cannot
+    read is *unsupported* (a clear code a user can act on), anything else is not an image."""
+    if sniff_format(data[:64]) == "HEIF":
+        why = "its variant is one the HEIF decoder cannot read" if heif_available else "no HEIF decoder installed (pip install pillow-heif)"
+        return ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}")
+    return ImageError("InvalidImageFormatException", "not an image format Pillow can read")
+
+
 def sniff_format(header: bytes) -> str | None:
     """The format the bytes really are (``JPEG``, ``PNG``, ``HEIF``, ``WEBP``...), or None."""
     if header.startswith(b"\xff\xd8\xff"):
@@ -128,11 +137,8 @@ def _open(data: bytes):
         return image
     except Image.DecompressionBombError as exc:
         raise ImageError("InvalidImageFormatException", f"refused to decode: {exc}") from None
-    except UnidentifiedImageError as exc:
-        if sniff_format(data[:64]) == "HEIF":
-            why = "its variant is one the HEIF decoder cannot read" if heif_available else "no HEIF decoder installed (pip install pillow-heif)"
-            raise ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}") from None
-        raise ImageError("InvalidImageFormatException", f"not a readable image: {exc}") from None
+    except UnidentifiedImageError:
+        raise unidentified_image_error(data) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError("InvalidImageFormatException", f"corrupt image: {exc}") from None
 

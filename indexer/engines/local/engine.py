@@ -38,22 +38,6 @@ _MAX_16BIT = 65535
 _MODES_16BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 #: Modes that carry transparency: composited on white, as a viewer shows them.
 _MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
-#: ``ftyp`` brands of HEIF containers (ISO/IEC 23008-12): HEIC/HEIF photos from phones.
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
-
-
-def _is_heif(data: bytes) -> bool:
-    """True for a HEIF/HEIC container (phones' photos): a clear error beats "cannot identify"."""
-    return data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
-
-
-def _unsupported_heif() -> ImageError:
-    from indexer import images
-
-    why = "a variant the HEIF decoder cannot read" if images.heif_available else "no HEIF decoder installed (pip install pillow-heif)"
-    return ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}")
-
-
 def _deep_to_8bit(im):
     """A 16-bit or 32-bit greyscale image as mode ``L``, scaled by its sample range.
 
@@ -137,10 +121,10 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
         arr = np.asarray(im, dtype=np.uint8)
     except Image.DecompressionBombError as exc:
         raise ImageError("ImageTooLargeException", f"image too large to decode: {exc}") from None
-    except UnidentifiedImageError as exc:
-        if _is_heif(data):
-            raise _unsupported_heif() from None
-        raise ImageError("InvalidImageFormatException", "not an image format Pillow can read") from None
+    except UnidentifiedImageError:
+        from indexer.images import unidentified_image_error
+
+        raise unidentified_image_error(data) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError("InvalidImageFormatException", f"cannot decode image: {exc}") from None
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
