@@ -266,3 +266,43 @@ def test_engine_reports_sunglasses_on_the_painted_photo(engine, astronaut):
     assert values(plain[0]) == dict.fromkeys(KEYS, False), plain[0]
     got = values(shaded[0])
     assert got["Sunglasses"] and got["Eyeglasses"] and not got["Beard"], shaded[0]
+
+
+def test_search_finds_local_engine_faces_whose_attributes_hold(astronaut, models, tmp_path, monkeypatch):
+    """Through the CLI: a folder indexed by the offline engine answers eyewear and facial-hair
+    queries with no capability warning, and a query returns exactly the images whose stored
+    FaceDetails hold every term on one face."""
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from indexer.cli import app
+
+    rgb, mesh = astronaut
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(rgb).save(folder / "plain.png")
+    Image.fromarray(with_sunglasses(rgb, mesh)).save(folder / "sunglasses.png")
+    db = f"sqlite:///{tmp_path / 'faces.db'}"
+    monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(folder), "--db", db, "--quiet"]).exit_code == 0
+
+    def search(query: str) -> set[str]:
+        result = runner.invoke(app, ["search", query, "--db", db, "--format", "uris"])
+        assert result.exit_code == 0 and "warning" not in result.stderr, (query, result.stderr)
+        return {line.rsplit("/", 1)[1] for line in result.stdout.splitlines()}
+
+    def holding(*keys: str) -> set[str]:
+        found = set()
+        for name in ("plain.png", "sunglasses.png"):
+            shown = json.loads(runner.invoke(app, ["show", str(folder / name), "--db", db, "--json"]).stdout)
+            if any(all(f[k]["Value"] and f[k]["Confidence"] >= 50 for k in keys) for f in shown["faces"]):
+                found.add(name)
+        return found
+
+    assert search("smiling people with sunglasses") == holding("Smile", "Sunglasses") == {"sunglasses.png"}
+    assert search("glasses") == {"sunglasses.png"}, "sunglasses are eyewear, as in Rekognition"
+    assert search("spectacles") == set(), "dark lenses are not clear glasses"
+    assert search("smiling people with beards and sunglasses") == holding("Smile", "Beard", "Sunglasses")
