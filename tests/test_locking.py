@@ -190,7 +190,8 @@ def test_rerun_right_after_kill_9_of_a_child_run_is_not_refused(tmp_path, aws_en
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        store = Store.open(db_url) if _wait_for(lambda: os.path.exists(tmp_path / "i.db")) else None
+        # migrate=False: the child is creating the schema (the polls below retry until it exists)
+        store = Store.open(db_url, migrate=False) if _wait_for(lambda: os.path.exists(tmp_path / "i.db")) else None
         assert store is not None and _wait_for(lambda: _lock_holder_pid(store) == child.pid), "the child never took the lock"
         assert _wait_for(lambda: rekognition.count() >= 1), "the child never started analysing"
         child.kill()  # not reaped: the child stays a zombie while the re-run starts

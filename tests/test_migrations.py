@@ -100,3 +100,19 @@ def test_0003_records_the_model_set_of_existing_images(db_url):
         rows = dict(conn.execute(text("SELECT uri, model_set FROM images")).all())
     assert rows == {"/a.jpg": "local@1", "s3://b/c.jpg": "rekognition"}
     engine.dispose()
+
+
+def test_two_processes_migrating_a_fresh_database_at_once_both_succeed(db_url):
+    """Two first runs started together (cron, two sources): one migrates, the other waits and
+    finds the schema at head; neither fails on a table the other just created."""
+    code = (
+        "import sys; from indexer.store.db import create_db_engine; from indexer.store.migrate import upgrade; "
+        "upgrade(create_db_engine(sys.argv[1])); print('ok')"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _, err in results]
+    engine = create_db_engine(db_url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()

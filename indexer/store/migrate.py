@@ -51,8 +51,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     cfg = alembic_config(engine)
     with engine.begin() as conn:
+        # One migrator at a time (two first runs on a fresh database start together under cron):
+        # the other waits, then finds the schema at head. PostgreSQL: an advisory lock; SQLite:
+        # the database's write lock, taken up front (pysqlite would not begin before DDL at all).
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
