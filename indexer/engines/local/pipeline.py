@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import appearance
 from .emotion import FER_LABELS, REKOGNITION_NAMES, EmotionModel, fer_crop
 
 MESH_FACE_THRESHOLD = 0.5  # MediaPipe face_landmark DETECTION_THRESHOLD
@@ -242,8 +243,6 @@ class FaceAnalyzer:
             sharp = 100.0 * var / (var + 100.0)
 
         # Gender and age, then what depends on them (facial hair is weighed by P(male)).
-        from . import appearance
-
         demo = self.demographics.estimate(rgb, mesh)
         looks = appearance.estimate(rgb, mesh, self.demographics.male_probability(demo))
 
