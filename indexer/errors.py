@@ -77,10 +77,14 @@ class ImageError(IndexerError):
         retryable: bool = False,
         request_id: str | None = None,
         api_calls: int = 0,
+        transient: bool = False,
     ):
         self.code = code
         self.message = " ".join(str(message).split()) or code
         self.retryable = retryable
+        #: A service or network fault (throttling, 5xx, timeouts, connections), not the image:
+        #: what a streak of failures that stops the run is counted on.
+        self.transient = transient
         self.request_id = request_id
         #: Billable calls spent on this image before it failed (answered attempts only).
         self.api_calls = api_calls
@@ -159,7 +163,7 @@ ERROR_CODES: dict[str, Rule] = {
     "AuthFailure": _fatal(_CREDENTIALS, "AWS could not authenticate the request: check the credentials"),
     "MissingAuthenticationToken": _fatal(_CREDENTIALS, "the request was not signed: check the credentials"),
     # Permission on the *action* (IAM), not on one image: every image would fail the same way.
-    "AccessDeniedException": _fatal(_NOT_AUTHORIZED, "the identity lacks rekognition:DetectFaces (IAM policy, SCP or permission boundary): grant it and run again"),
+    "AccessDeniedException": _fatal(_NOT_AUTHORIZED, "the identity lacks permission on the Rekognition action, e.g. rekognition:DetectFaces (IAM policy, SCP or permission boundary): grant it and run again"),
     "OptInRequired": _fatal(_NOT_AUTHORIZED, "the account is not subscribed to this service or region: enable it"),
     "SubscriptionRequiredException": _fatal(_NOT_AUTHORIZED, "the account is not subscribed to this service: enable it"),
     "AllAccessDisabled": _fatal(_NOT_AUTHORIZED, "all access to this bucket is disabled"),
@@ -205,6 +209,7 @@ ERROR_CODES: dict[str, Rule] = {
         Outcome.PERMANENT, "object archived",
         "GLACIER / DEEP_ARCHIVE object not restored, so unreadable; nothing was called; analysed automatically once restored",
     ),
+    "ImageTooLarge": _permanent("over Rekognition's byte limit even at the smallest size and quality it accepts, or too elongated for a JPEG; nothing was called"),
     "ImageTooSmall": _permanent("under Rekognition's 80 px minimum on a side and too small to upscale sensibly; nothing was called"),
     "UnsupportedImageFormat": _permanent("a format the installed decoders cannot read (e.g. HEIC without pillow-heif); nothing was called"),
 }
@@ -238,7 +243,7 @@ EXCEPTION_CLASSES: tuple[tuple[str, Rule], ...] = (
     ),
     ("ConnectionError", _retry("a network fault; retried with backoff, then by the next run")),
     ("HTTPClientError", _retry("an HTTP-level fault; retried with backoff, then by the next run")),
-    ("ParamValidationError", _permanent("botocore refused the request before sending it (e.g. a zero-byte image)")),
+    ("ParamValidationError", _permanent("botocore refused the request before sending it")),
 )
 
 #: Unknown codes are retryable (the next run tries again); this is the rule they get.
@@ -248,8 +253,6 @@ UNKNOWN_5XX_RULE = _retry(_SERVER)
 
 #: Codes that mean this image will never work as it is: not retried until it changes.
 PERMANENT_IMAGE_CODES = frozenset(code for code, rule in ERROR_CODES.items() if rule.outcome is Outcome.PERMANENT)
-THROTTLING_CODES = frozenset(code for code, rule in ERROR_CODES.items() if rule.throttling)
-FATAL_CODES = frozenset(code for code, rule in ERROR_CODES.items() if rule.outcome is Outcome.FATAL)
 
 
 @dataclass(frozen=True)
@@ -303,13 +306,6 @@ def is_transient(err: BaseException) -> bool:
     return rule_for(err).transient
 
 
-def is_transient_code(code: str) -> bool:
-    """True when an image's recorded code names a service/network fault (throttling, 5xx,
-    timeouts, connections) - what a run of consecutive failures is counted on."""
-    rule = ERROR_CODES.get(code) or dict(EXCEPTION_CLASSES).get(code)
-    return bool(rule and rule.transient)
-
-
 def translate(err: BaseException, doing: str, *, listing: bool = False, reached_before: bool = True, api_calls: int = 0) -> IndexerError:
     """The domain error for an AWS failure met while ``doing`` something.
 
@@ -337,7 +333,10 @@ def translate(err: BaseException, doing: str, *, listing: bool = False, reached_
     if listing:
         return FatalError(f"failed while {doing}: {code}{rid}: {_one_line(info.message)}", api_calls=api_calls)
     message = _one_line(info.message) + rid
-    return ImageError(code, message, retryable=rule.outcome is Outcome.RETRYABLE, request_id=info.request_id, api_calls=api_calls)
+    return ImageError(
+        code, message, retryable=rule.outcome is Outcome.RETRYABLE, request_id=info.request_id, api_calls=api_calls,
+        transient=rule.transient,
+    )
 
 
 def fatal_from_aws(err: BaseException, doing: str) -> IndexerError | None:

@@ -31,6 +31,9 @@ MIN_UPSCALE_SIDE = 20
 REKOGNITION_FORMATS = frozenset({"JPEG", "PNG"})
 #: JPEG qualities tried, in order, once the image cannot shrink further without going under MIN_SIDE.
 _QUALITIES = (90, 75, 60, 45)
+#: Longest side a JPEG can have (libjpeg's limit, which Pillow enforces): an image that must be
+#: re-encoded fits it, or it is recorded as too large; it is never sent to fail.
+JPEG_MAX_SIDE = 65500
 _HALF_PIXELS = 0.7071  # sqrt(1/2): each downscaling step halves the pixel count
 #: EXIF orientations that rotate by 90 degrees (width and height swap once upright).
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -136,7 +139,7 @@ def _open(data: bytes):
         image.load()
         return image
     except Image.DecompressionBombError as exc:
-        raise ImageError("InvalidImageFormatException", f"refused to decode: {exc}") from None
+        raise ImageError("ImageTooLargeException", f"image too large to decode: {exc}") from None
     except UnidentifiedImageError:
         raise unidentified_image_error(data) from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -165,24 +168,59 @@ def prepare_bytes(data: bytes, max_bytes: int = BYTES_MAX, *, reencode: bool = F
     keep = image.format in REKOGNITION_FORMATS and len(data) <= max_bytes and orientation == 1
     if keep and not reencode and min(width, height) >= MIN_SIDE:
         return PreparedImage(data, width, height, original=True)
-    return PreparedImage(_jpeg_under(_at_least_min_side(_to_rgb(upright)), max_bytes), width, height, original=False)
+    return PreparedImage(_jpeg_under(_at_least_min_side(to_rgb(upright)), max_bytes), width, height, original=False)
 
 
-def _to_rgb(image):
-    """RGB or L, with 16-bit greyscale scaled (not clipped) to 8 bits and alpha flattened."""
+#: Largest value of a 16-bit sample (PNG/TIFF 16 bits per sample): scaled down to 0-255.
+_MAX_16BIT = 65535
+#: Pillow's modes for 16-bit greyscale (PNG stores big-endian; TIFF either byte order).
+_MODES_16BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+#: Modes that carry transparency: composited on white, as a viewer shows them.
+_MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
+
+
+def _deep_to_8bit(im):
+    """A 16-bit or 32-bit greyscale image as mode ``L``, scaled by its sample range.
+
+    Pillow's own ``convert`` *clips* these values to 0-255 instead of scaling them, which turns
+    a 16-bit photo almost entirely white (99.6% of pixels on a 16-bit portrait). 16-bit modes
+    scale by 65535; mode ``I`` (32-bit integers, how some decoders hand over 16-bit data) by 255
+    when its values fit 8 bits, else 65535 when they fit 16 bits, else its own maximum; mode ``F``
+    (float TIFF) by 1.0 when its values fit 0-1, else its maximum.
+    """
+    import numpy as np
     from PIL import Image
 
-    if image.mode in ("RGB", "L"):
-        return image
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        import numpy as np
+    values = np.asarray(im, dtype=np.float64)
+    if im.mode in _MODES_16BIT:
+        ceiling = float(_MAX_16BIT)
+    else:
+        top = float(values.max()) if values.size else 0.0
+        if im.mode == "F" and top <= 1.0:
+            ceiling = 1.0
+        elif top <= 255:
+            ceiling = 255.0
+        elif top <= _MAX_16BIT:
+            ceiling = float(_MAX_16BIT)
+        else:
+            ceiling = top
+    scaled = np.clip(values * (255.0 / ceiling), 0, 255) + 0.5
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
 
-        pixels = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if pixels.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
-    if "A" in image.mode or image.mode == "P" or image.mode == "PA":
-        return image.convert("RGBA").convert("RGB")
-    return image.convert("RGB")
+
+def to_rgb(im):
+    """Any Pillow mode -> RGB: transparency on white, deep greyscale scaled, CMYK and palettes converted."""
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in _MODES_16BIT or im.mode in ("I", "F"):
+        return _deep_to_8bit(im).convert("RGB")
+    if im.mode in _MODES_WITH_ALPHA or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    return im.convert("RGB")
 
 
 def _at_least_min_side(image):
@@ -193,7 +231,12 @@ def _at_least_min_side(image):
     if short >= MIN_SIDE:
         return image
     scale = MIN_SIDE / short
-    return image.resize((max(MIN_SIDE, round(image.width * scale)), max(MIN_SIDE, round(image.height * scale))), Image.LANCZOS)
+    size = (max(MIN_SIDE, round(image.width * scale)), max(MIN_SIDE, round(image.height * scale)))
+    if max(size) > JPEG_MAX_SIDE:
+        raise ImageError(
+            "ImageTooLarge", f"{image.width}x{image.height} px: too elongated to reach {MIN_SIDE} px a side within a JPEG's {JPEG_MAX_SIDE} px"
+        )
+    return image.resize(size, Image.LANCZOS)
 
 
 def _jpeg_under(image, max_bytes: int) -> bytes:
@@ -202,6 +245,14 @@ def _jpeg_under(image, max_bytes: int) -> bytes:
     What still does not fit is ``ImageTooLarge`` - recorded, never sent to fail."""
     from PIL import Image
 
+    long = max(image.size)
+    if long > JPEG_MAX_SIDE:  # fit a JPEG first, keeping the short side at MIN_SIDE or more
+        scale = JPEG_MAX_SIDE / long
+        if min(image.size) * scale < MIN_SIDE:
+            raise ImageError(
+                "ImageTooLarge", f"{image.width}x{image.height} px: a JPEG of at most {JPEG_MAX_SIDE} px would be under {MIN_SIDE} px high"
+            )
+        image = image.resize((max(MIN_SIDE, int(image.width * scale)), max(MIN_SIDE, int(image.height * scale))), Image.LANCZOS)
     while True:
         data = _encode(image, _QUALITIES[0])
         if len(data) <= max_bytes:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engines.base import Engine, ImageRef
-from .errors import FatalError, ImageError, IndexerError, is_transient_code, translate
+from .errors import FatalError, ImageError, IndexerError, translate
 from .locking import RunLock, abandon_dead_runs
 from .planner import PlanOptions, plan
 from .sources import LocalSource, S3Source
@@ -259,7 +259,7 @@ def _analyze(source, engine: Engine, ref: ImageRef, stop: threading.Event) -> Im
 
 @dataclass
 class _FailureStreak:
-    """Consecutive images that failed with the same transient cause (the same error code).
+    """Consecutive images that failed with a transient cause (a service or network fault).
 
     Thousands of images failing one after another with, say, a connection error say the service
     or the network is down, not that each image is bad: the run stops instead of grinding
@@ -271,13 +271,12 @@ class _FailureStreak:
 
     def observe(self, outcome: ImageOutcome) -> FatalError | None:
         error = outcome.error
-        if error is None or not error.retryable or not is_transient_code(error.code):
+        if error is None or not error.retryable or not error.transient:
             self.code, self.length = None, 0  # a success, or a cause about one image: not an outage
             return None
-        if error.code == self.code:
-            self.length += 1
-        else:
-            self.code, self.length = error.code, 1
+        # An outage shows as a mix of faults (read and connect timeouts, refused connections):
+        # any transient cause continues the streak; the last one is named.
+        self.code, self.length = error.code, self.length + 1
         if self.length < MAX_CONSECUTIVE_TRANSIENT_FAILURES:
             return None
         return FatalError(

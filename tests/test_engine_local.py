@@ -391,11 +391,16 @@ def test_generated_nonface_images_have_no_face(engine, name):
     assert analyze(engine, png_bytes(_generated_nonfaces()[name])).face_details == []
 
 
-@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 50])
-def test_corrupt_bytes_raise_image_error(engine, data):
+@pytest.mark.parametrize(
+    "data, code",
+    [(b"", "EmptyObject"), (b"not an image at all", "InvalidImageFormatException"),
+     (b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "InvalidImageFormatException")],
+)
+def test_corrupt_bytes_raise_image_error(engine, data, code):
+    """The same codes as the Rekognition engine's preparation gives the same bytes."""
     with pytest.raises(ImageError) as info:
         analyze(engine, data)
-    assert info.value.code == "InvalidImageFormatException"
+    assert info.value.code == code
     assert info.value.retryable is False
 
 

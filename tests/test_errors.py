@@ -288,3 +288,29 @@ def test_many_per_image_failures_in_a_row_do_not_stop_the_run(photos, rekognitio
     summary = api.index("s3://photos/p/", config=_config(sqlite_url, concurrency=1))
     assert summary.status == "completed"
     assert (summary.failed, summary.analyzed) == (25, photos - 25)
+
+
+def test_an_outage_of_mixed_faults_stops_the_run_and_a_tls_failure_counts():
+    """Read timeouts, connect timeouts and a broken proxy's TLS errors alternate in a real outage:
+    any transient cause continues the streak (classified along the exception's class, so
+    botocore's SSLError, a ConnectionError, counts too)."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError, SSLError
+
+    from indexer.engines.base import ImageRef
+    from indexer.errors import translate
+    from indexer.pipeline import MAX_CONSECUTIVE_TRANSIENT_FAILURES, _FailureStreak
+    from indexer.store.repository import ImageOutcome
+
+    faults = [
+        SSLError(endpoint_url="https://rekognition", error="certificate verify failed"),
+        ReadTimeoutError(endpoint_url="https://rekognition"),
+        ConnectTimeoutError(endpoint_url="https://rekognition"),
+    ]
+    streak, stopped = _FailureStreak(), None
+    for i in range(MAX_CONSECUTIVE_TRANSIENT_FAILURES):
+        error = translate(faults[i % 3], "analysing an image")
+        assert error.transient and error.retryable, type(faults[i % 3]).__name__
+        stopped = streak.observe(ImageOutcome(ImageRef(uri=f"s3://b/{i}.jpg", size=1, fingerprint="f"), "rekognition", error=error))
+        if i < MAX_CONSECUTIVE_TRANSIENT_FAILURES - 1:
+            assert stopped is None
+    assert stopped is not None and "in a row" in str(stopped)

@@ -18,6 +18,7 @@ from indexer import api
 from indexer.config import load_config
 from indexer.engines.base import ARCHIVED_MARK, ImageRef
 from indexer.engines.rekognition import BYTES_ONLY_AFTER_REFUSALS, rekognition_reads_s3
+from indexer.errors import ImageError
 from indexer.images import MIN_SIDE, S3_REFERENCE_MAX_BYTES, _jpeg_under, prepare_bytes
 from indexer.planner import PlanOptions, needs_work
 from indexer.sources import S3Source
@@ -292,3 +293,26 @@ def test_prepare_bytes_keeps_a_fitting_original_untouched():
     prepared = prepare_bytes(data)
     assert prepared.original and prepared.data == data
     assert not prepare_bytes(data, reencode=True).original
+
+
+@pytest.mark.parametrize("size, fits", [((25, 30000), False), ((70000, 200), True), ((70000, 85), False)])
+def test_images_beyond_a_jpegs_65500_px_are_fitted_or_recorded_never_a_crash(size, fits):
+    """Re-encoding must produce a JPEG (libjpeg's 65500 px limit) with 80 px a side, or say
+    ImageTooLarge (permanent): an upscaled sliver or a huge panorama is never an unknown crash."""
+    import io
+
+    from PIL import Image
+
+    from indexer.errors import ERROR_CODES, Outcome
+    from indexer.images import JPEG_MAX_SIDE, MIN_SIDE, prepare_bytes
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(buffer, format="PNG")
+    if fits:
+        prepared = prepare_bytes(buffer.getvalue(), reencode=True)
+        with Image.open(io.BytesIO(prepared.data)) as sent:
+            assert max(sent.size) <= JPEG_MAX_SIDE and min(sent.size) >= MIN_SIDE
+    else:
+        with pytest.raises(ImageError) as raised:
+            prepare_bytes(buffer.getvalue(), reencode=True)
+        assert raised.value.code == "ImageTooLarge" and ERROR_CODES["ImageTooLarge"].outcome is Outcome.PERMANENT

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aws import BucketRegions, is_aws_endpoint
-from ..errors import ImageError, IndexerError, aws_error_info, translate
+from ..errors import FatalError, ImageError, IndexerError, aws_error_info, translate
 from ..images import HeaderInfo, can_reference_in_s3, fits_s3_reference, prepare_bytes, probe_header
 from ..ratelimit import CallFailed, RetryingCaller, RetryPolicy
 from .base import ALL_ATTRIBUTES, Analysis, ByteReader, Capabilities, ImageRef
@@ -103,7 +103,7 @@ class RekognitionEngine:
                     spent, reencode = refused.api_calls, refused.code == "InvalidImageFormatException"
         try:
             prepared = prepare_bytes(read_bytes(), reencode=reencode)
-        except ImageError as exc:
+        except (ImageError, FatalError) as exc:  # the refused S3Object call was billed whatever comes next
             exc.api_calls += spent
             raise
         return self._detect({"Bytes": prepared.data}, prepared.width, prepared.height, spent=spent)

@@ -133,7 +133,7 @@ def cases(include_large: bool = True) -> list[Case]:
     face = portrait()
     truncated = encode(face, "JPEG", quality=90)
     corpus = [
-        Case("empty.jpg", b"", local_code="InvalidImageFormatException"),
+        Case("empty.jpg", b"", local_code="EmptyObject"),
         Case("truncated.jpg", truncated[: len(truncated) // 2], local_code="InvalidImageFormatException"),
         Case("text.jpg", b"this is a text file, not a photo\n" * 4, local_code="InvalidImageFormatException"),
         Case("bomb.png", png_bomb(), local_code="ImageTooLargeException"),

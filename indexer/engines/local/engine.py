@@ -32,56 +32,6 @@ MAX_SIDE = 1024
 CAPABILITIES = Capabilities(name="local", attributes=ALL_ATTRIBUTES, version=2)
 
 
-#: Largest value of a 16-bit sample (PNG/TIFF 16 bits per sample): scaled down to 0-255.
-_MAX_16BIT = 65535
-#: Pillow's modes for 16-bit greyscale (PNG stores big-endian; TIFF either byte order).
-_MODES_16BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
-#: Modes that carry transparency: composited on white, as a viewer shows them.
-_MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
-def _deep_to_8bit(im):
-    """A 16-bit or 32-bit greyscale image as mode ``L``, scaled by its sample range.
-
-    Pillow's own ``convert`` *clips* these values to 0-255 instead of scaling them, which turns
-    a 16-bit photo almost entirely white (99.6% of pixels on a 16-bit portrait). 16-bit modes
-    scale by 65535; mode ``I`` (32-bit integers, how some decoders hand over 16-bit data) by 255
-    when its values fit 8 bits, else 65535 when they fit 16 bits, else its own maximum; mode ``F``
-    (float TIFF) by 1.0 when its values fit 0-1, else its maximum.
-    """
-    import numpy as np
-    from PIL import Image
-
-    values = np.asarray(im, dtype=np.float64)
-    if im.mode in _MODES_16BIT:
-        ceiling = float(_MAX_16BIT)
-    else:
-        top = float(values.max()) if values.size else 0.0
-        if im.mode == "F" and top <= 1.0:
-            ceiling = 1.0
-        elif top <= 255:
-            ceiling = 255.0
-        elif top <= _MAX_16BIT:
-            ceiling = float(_MAX_16BIT)
-        else:
-            ceiling = top
-    scaled = np.clip(values * (255.0 / ceiling), 0, 255) + 0.5
-    return Image.fromarray(scaled.astype(np.uint8), mode="L")
-
-
-def _to_rgb(im):
-    """Any Pillow mode -> RGB: transparency on white, deep greyscale scaled, CMYK and palettes converted."""
-    from PIL import Image
-
-    if im.mode == "RGB":
-        return im
-    if im.mode in _MODES_16BIT or im.mode in ("I", "F"):
-        return _deep_to_8bit(im).convert("RGB")
-    if im.mode in _MODES_WITH_ALPHA or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    return im.convert("RGB")
-
-
 def decode(data: bytes, max_side: int = MAX_SIDE):
     """Bytes -> (RGB uint8 array of the oriented image, long side <= max_side), original width, height.
 
@@ -93,8 +43,8 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
-        raise ImageError("InvalidImageFormatException", "empty image file")
-    from indexer.images import register_optional_formats
+        raise ImageError("EmptyObject", "zero-byte file: not an image")
+    from indexer.images import register_optional_formats, to_rgb
 
     register_optional_formats()  # HEIC/HEIF through pillow-heif, when it is installed
     try:
@@ -114,7 +64,7 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
         if long_side > max_side and im.format == "JPEG":
             f = max_side / long_side
             im.draft("RGB", (max(1, int(raw_w * f)), max(1, int(raw_h * f))))
-        im = _to_rgb(ImageOps.exif_transpose(im))
+        im = to_rgb(ImageOps.exif_transpose(im))
         if max(im.size) > max_side:
             f = max_side / max(im.size)
             im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR, reducing_gap=2.0)
