@@ -73,11 +73,21 @@ def pid_alive(pid: int) -> bool:
     return _proc_state(pid) not in _EXITED_STATES
 
 
+def index_lock_name(source_uri: str) -> str:
+    """The lock an index run over ``source_uri`` holds."""
+    return LOCK_PREFIX + source_uri
+
+
+def _locked_source(name: str) -> str | None:
+    """The source URI of an index run's lock name, None for any other lock."""
+    return name[len(LOCK_PREFIX) :] if name.startswith(LOCK_PREFIX) else None
+
+
 def _lock_source(name: str) -> tuple[str, str, str] | None:
     """``index:s3://bucket/prefix`` -> ("s3", bucket, prefix); ``index:/path`` -> ("file", "", path)."""
-    if not name.startswith(LOCK_PREFIX):
+    uri = _locked_source(name)
+    if uri is None:
         return None
-    uri = name[len(LOCK_PREFIX) :]
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         return ("s3", bucket, prefix)
@@ -192,7 +202,7 @@ class RunLock:
         now = utcnow()
         for name, holder in self._overlapping():
             if not self._is_stale(holder, now):
-                source = name[len(LOCK_PREFIX) :] if name.startswith(LOCK_PREFIX) else name
+                source = _locked_source(name) or name
                 raise LockedError(f"another run holds the lock on an overlapping source {source}: {holder.describe()}")
             with self.store.engine.begin() as conn:  # a crashed run's lease: remove it
                 conn.execute(
@@ -269,4 +279,4 @@ def abandon_dead_runs(store: Store, lease_seconds: float, also: int | None = Non
     return dead
 
 
-__all__ = ["RunLock", "Holder", "abandon_dead_runs", "pid_alive", "sources_overlap", "LOCK_PREFIX"]
+__all__ = ["RunLock", "Holder", "abandon_dead_runs", "index_lock_name", "pid_alive", "sources_overlap", "LOCK_PREFIX"]

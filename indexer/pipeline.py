@@ -29,7 +29,7 @@ from typing import Any
 
 from .engines.base import Engine, ImageRef
 from .errors import FatalError, ImageError, IndexerError, translate
-from .locking import RunLock, abandon_dead_runs
+from .locking import RunLock, abandon_dead_runs, index_lock_name
 from .planner import PlanOptions, plan
 from .sources import LocalSource, S3Source
 from .store.models import RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED
@@ -129,7 +129,7 @@ def run_index(
     """Index ``source`` into ``store`` with ``engine``. Raises FatalError / LockedError."""
     stop = stop or threading.Event()
     started = time.monotonic()
-    lock = RunLock(store, f"index:{source.uri}", options.lock_lease_seconds)
+    lock = RunLock(store, index_lock_name(source.uri), options.lock_lease_seconds)
     lock.acquire()
     try:
         abandon_dead_runs(store, options.lock_lease_seconds, also=lock.taken_over.run_id if lock.taken_over else None)

@@ -29,11 +29,13 @@ _OPTIONAL_ATTRIBUTE_REFUSALS = frozenset({"AccessDenied", "InvalidArgument", "No
 
 
 def image_extensions() -> frozenset[str]:
-    """Every extension Pillow can *read* (``.jpg .jpeg .png`` and the rest it has a decoder for)."""
+    """Every extension a source lists: what Pillow can *read* (``.jpg .jpeg .png`` and the rest it
+    has a decoder for), plus :data:`UNDECODED_IMAGE_EXTENSIONS` (recorded as unsupported, not skipped)."""
     from PIL import Image
 
     Image.init()
-    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    readable = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    return readable | UNDECODED_IMAGE_EXTENSIONS
 
 
 def _extension(name: str) -> str:
@@ -133,7 +135,7 @@ class LocalSource:
 
     def walk(self) -> Iterator[ImageRef]:
         self.check()
-        extensions = image_extensions() | UNDECODED_IMAGE_EXTENSIONS
+        extensions = image_extensions()
         for directory, subdirs, files in os.walk(self.root, onerror=self._walk_error):
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             for name in sorted(files):
@@ -209,7 +211,7 @@ class S3Source:
         return self.uri
 
     def walk(self) -> Iterator[ImageRef]:
-        extensions = image_extensions() | UNDECODED_IMAGE_EXTENSIONS
+        extensions = image_extensions()
         try:
             for page, listing_tells_restore in self._pages():
                 for obj in page.get("Contents", ()):
