@@ -153,8 +153,6 @@ class RetryingCaller:
         self._lock = threading.Lock()
         #: Attempts the service answered, over the caller's life (the billable figure).
         self.calls = 0
-        #: Every attempt, answered or not.
-        self.attempts = 0
         self.retries = 0
 
     @property
@@ -190,5 +188,4 @@ class RetryingCaller:
 
     def _count(self, reached: bool) -> None:
         with self._lock:
-            self.attempts += 1
             self.calls += int(reached)

@@ -114,16 +114,20 @@ class RekognitionEngine:
             return False
         bucket = image.s3_location[0]  # type: ignore[index]
         with self._lock:
-            state = self._buckets.setdefault(bucket, _BucketState())
+            state = self._bucket(bucket)
             if state.refused >= BYTES_ONLY_AFTER_REFUSALS and state.in_place_ok == 0:
                 return False
         region = self._regions.region(bucket) if self._regions else None
         return region is None or self.region is None or region == self.region
 
+    def _bucket(self, bucket: str) -> _BucketState:
+        """What S3Object requests met in ``bucket`` so far (callers hold ``self._lock``)."""
+        return self._buckets.setdefault(bucket, _BucketState())
+
     def _note_refusal(self, bucket: str, code: str) -> None:
         if code == "InvalidS3ObjectException":
             with self._lock:
-                self._buckets.setdefault(bucket, _BucketState()).refused += 1
+                self._bucket(bucket).refused += 1
 
     def _header(self, image: ImageRef) -> HeaderInfo:
         """The object's real format and size, from its first 64 KiB (one ranged GET)."""
@@ -147,7 +151,7 @@ class RekognitionEngine:
             raise self._error(failed.cause, calls) from None
         if "S3Object" in image:
             with self._lock:
-                self._buckets.setdefault(image["S3Object"]["Bucket"], _BucketState()).in_place_ok += 1
+                self._bucket(image["S3Object"]["Bucket"]).in_place_ok += 1
         return Analysis(face_details=response.get("FaceDetails", []), width=width, height=height, api_calls=spent + answered)
 
     def compare_faces(self, source: dict[str, Any], target: dict[str, Any], similarity_threshold: float = 80.0) -> dict[str, Any]:
