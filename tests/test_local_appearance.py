@@ -15,6 +15,7 @@ import pytest
 
 from indexer.engines.base import ImageRef
 from indexer.engines.local import appearance as ap
+from indexer.engines.local.answers import binary
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")
@@ -84,8 +85,8 @@ def test_lightness_drop_through_a_filter():
 
 
 def test_answer_is_the_probability_of_the_stated_value():
-    assert ap._answer(0.8) == {"Value": True, "Confidence": 80.0}
-    assert ap._answer(0.2) == {"Value": False, "Confidence": 80.0}
+    assert binary(0.8) == {"Value": True, "Confidence": 80.0}
+    assert binary(0.2) == {"Value": False, "Confidence": 80.0}
 
 
 def test_degenerate_mesh_is_not_answered():

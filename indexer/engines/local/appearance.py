@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .answers import binary, logistic, sigmoid
+
 # --- the face-aligned frame ------------------------------------------------------------------
 #: Canonical crop: the eye centres are mapped (similarity transform: roll and scale removed) to
 #: fixed points CANON_IOD pixels apart. 40 px between the eyes is about the resolution of a face
@@ -137,20 +139,6 @@ COVER_TEXTURE_MID, COVER_TEXTURE_SCALE = 0.5, 0.25
 #: Partially captured: number of KEY_POINTS outside the image; midpoint between none and one,
 #: scale a quarter of that step.
 CUT_MID, CUT_SCALE = 0.5, 0.25
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
-
-
-def _logistic(value: float, mid: float, scale: float) -> float:
-    return _sigmoid((value - mid) / scale)
-
-
-def _answer(p: float) -> dict[str, Any]:
-    """Rekognition's boolean shape: the side of 0.5, and the probability of that side in percent."""
-    value = p >= 0.5
-    return {"Value": bool(value), "Confidence": float(round(100.0 * (p if value else 1.0 - p), 3))}
 
 
 # --- geometry helpers ---------------------------------------------------------------------------
@@ -359,7 +347,7 @@ def _hair_probability(face: _Face, mask: np.ndarray, constants) -> float:
         + (face.texture_ratio(mask) - t_mid) / t_scale
         + (face.chroma_drop(mask) - c_mid) / c_scale
     ) / 3.0
-    return _sigmoid(z)
+    return sigmoid(z)
 
 
 BEARD_CUES = ((BEARD_HAIR_MID, BEARD_HAIR_SCALE), (BEARD_TEXTURE_MID, BEARD_TEXTURE_SCALE),
@@ -373,13 +361,13 @@ def probabilities(rgb: np.ndarray, mesh: np.ndarray, p_male: float | None) -> di
     face = _Face(rgb, mesh)
     if not face.usable():
         return None
-    p_frame = _logistic(bridge_edge(rgb, mesh), BRIDGE_EDGE_MID, BRIDGE_EDGE_SCALE)
-    p_tinted = _logistic(face.delta_e(face.lens), LENS_DELTA_E_MID, LENS_DELTA_E_SCALE)
+    p_frame = logistic(bridge_edge(rgb, mesh), BRIDGE_EDGE_MID, BRIDGE_EDGE_SCALE)
+    p_tinted = logistic(face.delta_e(face.lens), LENS_DELTA_E_MID, LENS_DELTA_E_SCALE)
     # Sunglasses are eyewear with dark or tinted lenses: the lens cue alone also fires on eye
     # make-up, shadowed or closed eyes, so it counts only together with a frame.
     p_sun = p_frame * p_tinted
     p_eyewear = max(p_frame, p_sun)
-    p_dark_lens = p_sun * _logistic(face.lightness_drop(face.lens), LENS_DARK_MID, LENS_DARK_SCALE)
+    p_dark_lens = p_sun * logistic(face.lightness_drop(face.lens), LENS_DARK_MID, LENS_DARK_SCALE)
 
     male = 1.0 if p_male is None else float(p_male)
     p_beard = _hair_probability(face, face.beard_area, BEARD_CUES) * male
@@ -388,10 +376,10 @@ def probabilities(rgb: np.ndarray, mesh: np.ndarray, p_male: float | None) -> di
     cover_delta_e, cover_texture = face.cover_cues()
     # A cover is both far from skin in colour and smooth (either alone is a hat over the forehead,
     # a blurred photo, a beard or stage light).
-    p_cover = _logistic(cover_delta_e, COVER_DELTA_E_MID, COVER_DELTA_E_SCALE) * _logistic(
+    p_cover = logistic(cover_delta_e, COVER_DELTA_E_MID, COVER_DELTA_E_SCALE) * logistic(
         -cover_texture, -COVER_TEXTURE_MID, COVER_TEXTURE_SCALE)
     h, w = rgb.shape[:2]
-    p_cut = _logistic(keypoints_outside(mesh, w, h), CUT_MID, CUT_SCALE)
+    p_cut = logistic(keypoints_outside(mesh, w, h), CUT_MID, CUT_SCALE)
     return {
         "Eyeglasses": p_eyewear,
         "Sunglasses": p_sun,
@@ -413,4 +401,4 @@ def estimate(rgb: np.ndarray, mesh: np.ndarray, p_male: float | None) -> dict[st
     p = probabilities(rgb, mesh, p_male)
     if p is None:
         return {}
-    return {name: _answer(v) for name, v in p.items()}
+    return {name: binary(v) for name, v in p.items()}

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .answers import binary
+
 # ---------------------------------------------------------------- the chip (dlib's geometry)
 
 #: dlib's mean-face template for its 5-point model, in units of the unpadded chip (x right, y
@@ -314,9 +316,8 @@ def _range(mean: float, std: float) -> dict[str, int]:
 
 def gender(p_male: float) -> dict[str, Any]:
     """Rekognition's ``Gender``: the likelier value and its probability in percent (50-100)."""
-    male = p_male >= 0.5
-    conf = 100.0 * (p_male if male else 1.0 - p_male)
-    return {"Value": "Male" if male else "Female", "Confidence": float(round(min(100.0, max(50.0, conf)), 3))}
+    male = binary(p_male)
+    return {"Value": "Male" if male["Value"] else "Female", "Confidence": male["Confidence"]}
 
 
 class Demographics:

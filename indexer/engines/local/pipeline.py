@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import appearance
+from .answers import binary, logistic
 from .emotion import FER_LABELS, REKOGNITION_NAMES, EmotionModel, fer_crop
 
 MESH_FACE_THRESHOLD = 0.5  # MediaPipe face_landmark DETECTION_THRESHOLD
@@ -88,15 +89,6 @@ SMILE_WIDTH_MID = CANON_MOUTH_WIDTH * 1.125
 SMILE_WIDTH_SCALE = CANON_MOUTH_WIDTH * 0.25 / 2 / 4
 # Eyeball radius ~12 mm, eye half-width ~15 mm: iris offset (in eye half-widths) -> gaze angle.
 EYE_HALF_WIDTH_OVER_RADIUS = 15.0 / 12.0
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
-
-
-def _binary(p: float) -> dict[str, Any]:
-    value = p >= 0.5
-    return {"Value": bool(value), "Confidence": float(round(100.0 * (p if value else 1.0 - p), 3))}
 
 
 def _pose(mesh: np.ndarray) -> tuple[float, float, float]:
@@ -197,14 +189,14 @@ class FaceAnalyzer:
 
         eo_l = eye_open(33, 133, (160, 159, 158), (144, 145, 153))
         eo_r = eye_open(362, 263, (385, 386, 387), (380, 374, 373))
-        p_eyes = _sigmoid((max(eo_l, eo_r) - EYE_OPEN_MID) / EYE_OPEN_SCALE)
+        p_eyes = logistic(max(eo_l, eo_r), EYE_OPEN_MID, EYE_OPEN_SCALE)
 
         mouth_w = dist(61, 291) + 1e-6
         iod = float(np.linalg.norm(pt((362, 263)) - pt((33, 133)))) + 1e-6
         lip_gap = abs(float(np.dot(mesh[14, :2] - mesh[13, :2], ey))) / iod
-        p_mouth = _sigmoid((lip_gap - MOUTH_OPEN_MID) / MOUTH_OPEN_SCALE)
+        p_mouth = logistic(lip_gap, MOUTH_OPEN_MID, MOUTH_OPEN_SCALE)
 
-        p_smile_geom = _sigmoid((mouth_w / iod - SMILE_WIDTH_MID) / SMILE_WIDTH_SCALE)
+        p_smile_geom = logistic(mouth_w / iod, SMILE_WIDTH_MID, SMILE_WIDTH_SCALE)
 
         # Emotion on an upright grey crop framed from the mesh as FER2013 frames faces (the
         # expression model's training framing; see emotion.fer_crop).
@@ -256,9 +248,9 @@ class FaceAnalyzer:
                 "Left": float(bx1 / w),
                 "Top": float(by1 / h),
             },
-            "Smile": _binary(p_smile),
-            "EyesOpen": _binary(p_eyes),
-            "MouthOpen": _binary(p_mouth),
+            "Smile": binary(p_smile),
+            "EyesOpen": binary(p_eyes),
+            "MouthOpen": binary(p_mouth),
             "Emotions": emotions,
             "Landmarks": landmarks,
             "Pose": {"Roll": float(round(roll, 3)), "Yaw": float(round(yaw, 3)), "Pitch": float(round(pitch, 3))},
