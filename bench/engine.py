@@ -225,7 +225,7 @@ def main(argv=None) -> int:
 
     cv2.setNumThreads(1)
     load0 = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    from indexer.engines.base import ImageRef
+    from indexer.core import ImageRef
     from indexer.engines.local import LocalEngine
 
     engine = LocalEngine(workers=0, models_dir=Path(args.models_dir) if args.models_dir else None)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from indexer.store.models import Face, Image  # noqa: E402
+from indexer.store.models import faces_table, images_table  # noqa: E402
 from indexer.store.repository import Store, utcnow  # noqa: E402
 
 QUERIES = [
@@ -151,12 +151,12 @@ def synth_face(rng: random.Random, local: bool, landmarks: list[str]) -> tuple[d
         "eye_direction_confidence": detail["EyeDirection"]["Confidence"],
         "emotion": top, "emotion_confidence": top_conf, "raw": raw,
     }
-    from indexer.store.models import BOOLEAN_ATTRIBUTES
+    from indexer.attributes import BOOLEANS
 
-    for key, stem in BOOLEAN_ATTRIBUTES.items():
-        attribute = detail.get(key)
-        columns[stem] = attribute["Value"] if attribute else None
-        columns[f"{stem}_confidence"] = attribute["Confidence"] if attribute else None
+    for boolean in BOOLEANS:
+        attribute = detail.get(boolean.key)
+        columns[boolean.column] = attribute["Value"] if attribute else None
+        columns[f"{boolean.column}_confidence"] = attribute["Confidence"] if attribute else None
     return columns, raw
 
 
@@ -213,13 +213,13 @@ def build(store: Store, n_faces: int, batch: int = 20_000) -> None:
         ddl = _index_ddl(conn)
         for name, _sql in ddl:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
-        conn.execute(Face.__table__.delete())
-        conn.execute(Image.__table__.delete())
+        conn.execute(faces_table.delete())
+        conn.execute(images_table.delete())
     store.record_engine("rekognition", REKOGNITION_ATTRIBUTES)
     store.record_engine("local", LOCAL_ATTRIBUTES)
     now = utcnow()
     started = time.perf_counter()
-    face_cols = [c.name for c in Face.__table__.columns if c.name != "id"]
+    face_cols = [c.name for c in faces_table.columns if c.name != "id"]
     image_id = 0
     images: list[dict] = []
     faces: list[dict] = []
@@ -241,8 +241,8 @@ def build(store: Store, n_faces: int, batch: int = 20_000) -> None:
                     for row in faces:
                         copy.write_row([row[c] for c in face_cols])
         else:
-            conn.execute(insert(Image), images)
-            conn.execute(insert(Face), faces)
+            conn.execute(insert(images_table), images)
+            conn.execute(insert(faces_table), faces)
         images, faces = [], []
 
     with engine.begin() as conn:
@@ -295,7 +295,7 @@ def ensure_index(url: str, n_faces: int, rebuild: bool) -> Store:
             Path(f"{database}{suffix}").unlink(missing_ok=True)
     store = Store.open(url)
     with store.engine.connect() as conn:
-        have = conn.execute(select(func.count()).select_from(Face)).scalar_one()
+        have = conn.execute(select(func.count()).select_from(faces_table)).scalar_one()
     if rebuild or have != n_faces:
         print(f"building a synthetic index of {n_faces:,} faces in {store.engine.url.render_as_string()}",
               file=sys.stderr)
@@ -303,6 +303,22 @@ def ensure_index(url: str, n_faces: int, rebuild: bool) -> Store:
     else:
         print(f"reusing {store.engine.url.render_as_string()} ({have:,} faces)", file=sys.stderr)
     return store
+
+
+def open_bench_index(db: str | None, schema: str, n_faces: int, rebuild: bool) -> tuple[str, Store]:
+    """(URL, open store) of the bench index, built first if missing (PostgreSQL: in ``schema``)."""
+    url = db or default_sqlite_url()
+    if url.startswith("postgres"):
+        from sqlalchemy import create_engine
+
+        admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if "+" not in url.split("://")[0] else url)
+        with admin.begin() as conn:
+            if rebuild:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        admin.dispose()
+        url = pg_url_with_schema(url, schema)
+    return url, ensure_index(url, n_faces, rebuild)
 
 
 # -- timing --------------------------------------------------------------------------------------
@@ -341,8 +357,9 @@ def time_queries(store: Store, repeat: int) -> list[dict]:
 
 STAND_IN = """
 import sys
+from indexer.output import format_matches
 from indexer.query import parse
-from indexer.search import capability_warnings, format_matches, search
+from indexer.search import capability_warnings, search
 from indexer.store.repository import Store
 query = parse(sys.argv[1])
 store = Store.open(sys.argv[2])
@@ -394,23 +411,12 @@ def main() -> None:
     parser.add_argument("--no-process", action="store_true", help="skip timing the command as a process")
     args = parser.parse_args()
 
-    url = args.db or default_sqlite_url()
-    if url.startswith("postgres"):
-        from sqlalchemy import create_engine
-
-        admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if "+" not in url.split("://")[0] else url)
-        with admin.begin() as conn:
-            if args.rebuild:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{args.schema}" CASCADE')
-            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{args.schema}"')
-        admin.dispose()
-        url = pg_url_with_schema(url, args.schema)
-    store = ensure_index(url, args.faces, args.rebuild)
+    url, store = open_bench_index(args.db, args.schema, args.faces, args.rebuild)
     if args.build_only:
         return
     with store.engine.connect() as conn:
-        n_images = conn.execute(select(func.count()).select_from(Image)).scalar_one()
-        n_faces = conn.execute(select(func.count()).select_from(Face)).scalar_one()
+        n_images = conn.execute(select(func.count()).select_from(images_table)).scalar_one()
+        n_faces = conn.execute(select(func.count()).select_from(faces_table)).scalar_one()
     print(f"index: {store.dialect}, {n_images:,} images, {n_faces:,} faces; {os.cpu_count()} CPUs; "
           f"{args.repeat} timed runs per query after one warm-up")
     print(f"{'query':34} {'--count p50/p95 ms':>20} {'images/faces':>16} {'--limit 100 p50/p95 ms':>24} {'rows':>5}")

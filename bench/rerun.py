@@ -57,7 +57,7 @@ def seed_index(url: str, listing: list[dict]) -> float:
     """Create the schema and insert one indexed row per listed object; returns seconds."""
     from sqlalchemy import delete, insert
 
-    from indexer.store.models import Image
+    from indexer.store.models import images_table
     from indexer.store.repository import Store, utcnow
 
     started = time.perf_counter()
@@ -77,9 +77,9 @@ def seed_index(url: str, listing: list[dict]) -> float:
             for obj in listing
         ]
         with store.engine.begin() as conn:
-            conn.execute(delete(Image).where(Image.uri.startswith(f"s3://{BUCKET}/{PREFIX}")))  # a reused --db file
+            conn.execute(delete(images_table).where(images_table.c.uri.startswith(f"s3://{BUCKET}/{PREFIX}")))  # a reused --db file
             for start in range(0, len(rows), 20_000):
-                conn.execute(insert(Image), rows[start : start + 20_000])
+                conn.execute(insert(images_table), rows[start : start + 20_000])
     finally:
         store.close()
     return time.perf_counter() - started
@@ -87,7 +87,7 @@ def seed_index(url: str, listing: list[dict]) -> float:
 
 def time_planner(url: str, listing: list[dict], repeat: int) -> dict:
     """Every ImageRef (as S3Source makes them) through planner.plan with a Store; no S3."""
-    from indexer.engines.base import ImageRef
+    from indexer.core import ImageRef
     from indexer.planner import PlanOptions, plan
     from indexer.store.repository import Store
 

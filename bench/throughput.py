@@ -141,18 +141,18 @@ def make_images(n: int, seed: int) -> list[tuple[str, bytes, list]]:
 def check_db(db_url: str, n_images: int) -> dict:
     from sqlalchemy import func, select
 
-    from indexer.store.models import Face, Image
+    from indexer.store.models import faces_table, images_table
     from indexer.store.repository import Store
 
     store = Store.open(db_url, migrate=False)
     try:
         with store.engine.connect() as conn:
-            under = Image.uri.startswith(f"s3://{BUCKET}/{PREFIX}")
+            under = images_table.c.uri.startswith(f"s3://{BUCKET}/{PREFIX}")
             indexed = conn.execute(
-                select(func.count()).select_from(Image).where(under, Image.status == "indexed", Image.engine == "rekognition")
+                select(func.count()).select_from(images_table).where(under, images_table.c.status == "indexed", images_table.c.engine == "rekognition")
             ).scalar_one()
-            failed = conn.execute(select(func.count()).select_from(Image).where(under, Image.status != "indexed")).scalar_one()
-            faces = conn.execute(select(func.count()).select_from(Face)).scalar_one()
+            failed = conn.execute(select(func.count()).select_from(images_table).where(under, images_table.c.status != "indexed")).scalar_one()
+            faces = conn.execute(select(func.count()).select_from(faces_table)).scalar_one()
     finally:
         store.close()
     return {"indexed": indexed, "failed_rows": failed, "faces": faces, "lost": n_images - indexed}

@@ -17,21 +17,24 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, load_config
 from .engines import ENGINE_NAMES
 from .errors import ConfigError, FatalError
-from .sources import parse_source
-from .store.repository import RunCounters, Store
+from .store.repository import Store
 
 if TYPE_CHECKING:  # the search path must not import the pipeline, engines or boto3
+    from datetime import datetime
+
     from .engines.base import Engine
     from .pipeline import RunSummary
     from .query import Query
     from .search import ImageMatch
+    from .sources import ParsedSource, Source
+    from sqlalchemy import Row
 
 __all__ = [
     "load_config",
     "open_store",
     "index",
     "default_engine_for",
-    "create_engine",
+    "open_engine",
     "runs",
     "show",
     "upgrade",
@@ -70,8 +73,8 @@ def _aws_session(config: Config):
     return make_session(config.profile, config.region)
 
 
-def create_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> "Engine":
-    """The engine called ``name``, configured from ``config``."""
+def open_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> "Engine":
+    """The analysis engine called ``name`` (``local``, ``rekognition``), configured from ``config``."""
     if name == "rekognition":
         from .aws import make_client
         from .engines.rekognition import RekognitionEngine
@@ -95,7 +98,7 @@ def create_engine(name: str, config: Config, *, session: Any = None, stop: threa
     raise ConfigError(f"unknown engine {name!r}: use {' or '.join(map(repr, ENGINE_NAMES))}")
 
 
-def _open_source(source: str, config: Config, session_holder: dict[str, Any]):
+def _open_source(parsed: "ParsedSource", config: Config, session_holder: dict[str, Any]) -> "Source":
     from .sources import open_source
 
     def s3_client():
@@ -104,7 +107,7 @@ def _open_source(source: str, config: Config, session_holder: dict[str, Any]):
         session_holder.setdefault("session", _aws_session(config))
         return make_client(session_holder["session"], "s3", pool=config.concurrency + 2, max_attempts=3)
 
-    return open_source(source, s3_client)
+    return open_source(parsed, s3_client)
 
 
 def index(
@@ -123,20 +126,19 @@ def index(
     from .pipeline import RunOptions, run_index
 
     config = config or load_config()
-    parse_source(source)  # a malformed source is a usage error before anything is opened
+    from .sources import parse_source
+
+    parsed = parse_source(source)  # a malformed source is a usage error before anything is opened
     stop = stop or threading.Event()
     own_store = store is None
     store = store or open_store(config, pool_size=config.concurrency + 4)
     holder: dict[str, Any] = {}
     own_engine = engine is None or isinstance(engine, str)
     try:
-        src = _open_source(source, config, holder)
-        if own_engine:
+        src = _open_source(parsed, config, holder)
+        if engine is None or isinstance(engine, str):
             name = engine or config.engine or default_engine_for(source)
-            engine = create_engine(name, config, session=holder.get("session"), stop=stop)
-            prepare = getattr(engine, "prepare", None)
-            if prepare:
-                prepare()  # models missing, a pool that cannot start: fail before listing anything
+            engine = open_engine(name, config, session=holder.get("session"), stop=stop)
         options = RunOptions(
             reindex=reindex,
             prune=prune,
@@ -147,10 +149,12 @@ def index(
             progress=progress,
         )
         try:
-            return run_index(store, src, engine, options, stop=stop)  # type: ignore[arg-type]
+            if own_engine:
+                engine.prepare()  # models missing, a pool that cannot start: fail before listing anything
+            return run_index(store, src, engine, options, stop=stop)
         finally:
             if own_engine:
-                engine.close()  # type: ignore[union-attr]
+                engine.close()
     finally:
         if own_store:
             store.close()
@@ -167,13 +171,15 @@ def show(config: Config, uri: str) -> dict[str, Any] | None:
     with open_store(config) as store:
         found = store.image(uri)
         if found is None and not uri.startswith("s3://"):
+            from .sources import parse_source
+
             parsed = parse_source(uri)  # a relative or ~ path names the same file
             found = store.image(str(parsed)) if isinstance(parsed, Path) else None
         return found
 
 
-def _run_dict(run: Any) -> dict[str, Any]:
-    def iso(moment):
+def _run_dict(run: "Row[Any]") -> dict[str, Any]:
+    def iso(moment: datetime | None) -> str | None:
         return moment.isoformat(timespec="seconds") if moment else None
 
     return {
@@ -185,7 +191,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "ended_at": iso(run.ended_at),
         "host": run.host,
         "pid": run.pid,
-        **{name: getattr(run, name) or 0 for name in RunCounters.__dataclass_fields__},
+        **Store.run_counters(run).counters(),
         "error": run.error,
     }
 
@@ -270,7 +276,7 @@ def search(
     with open_index(config) as store:
         warnings = searching.capability_warnings(store, query)
         matches = searching.search(store, query, limit=limit, order=order, with_faces=with_faces)
-        return SearchResult(query, matches, len(matches), sum(len(m.faces) for m in matches), warnings)
+        return SearchResult(query, matches, len(matches), sum(len(m.stored_faces) for m in matches), warnings)
 
 
 def count(config: Config, text: str, *, min_confidence: float | None = None) -> SearchResult:

@@ -13,11 +13,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
+from .cli_coercion import PlainCoercionGroup
 from .errors import EXIT_SIGINT, EXIT_SIGTERM, IndexerError, mask_url
+from .output import Format, Order
 
 app = typer.Typer(
     name="indexer",
@@ -25,17 +28,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainCoercionGroup,
 )
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True, cls=PlainCoercionGroup)
 app.add_typer(db_app, name="db")
-models_app = typer.Typer(help="The local engine's model files: install, list.", no_args_is_help=True)
+models_app = typer.Typer(help="The local engine's model files: install, list.", no_args_is_help=True, cls=PlainCoercionGroup)
 app.add_typer(models_app, name="models")
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $INDEXER_CONFIG, then ~/.config/indexer/config.toml).", show_default=False)
 DbOpt = typer.Option(None, "--db", help="Database URL (default: $INDEXER_DB_URL, the config file, or SQLite in ~/.local/share/indexer).", show_default=False)
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"indexer: error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -142,16 +146,14 @@ def runs(
 ) -> None:
     """List the last runs with their counters, newest first."""
     from . import api
+    from .core import RunCounters
 
     for run in api.runs(_config(config_file, db_url=db), limit):
         if as_json:
             typer.echo(json.dumps(run))
         else:
-            typer.echo(
-                f"{run['run_id']:>5}  {run['status']:<11} {run['started_at'] or '':<25} {run['source']}  "
-                f"listed {run['listed']} unchanged {run['skipped_unchanged']} analyzed {run['analyzed']} "
-                f"faces {run['faces']} failed {run['failed']} calls {run['api_calls']}"
-            )
+            counters = RunCounters(**{name: run[name] for name in RunCounters.names()})
+            typer.echo(f"{run['run_id']:>5}  {run['status']:<11} {run['started_at'] or '':<25} {run['source']}  {counters.describe()}")
 
 
 @app.command()
@@ -165,20 +167,49 @@ def show(
     """Show the stored faces of one image."""
     from . import api
 
-    image = api.show(_config(config_file, db_url=db), uri)
+    from .output import format_image
+
+    config = _config(config_file, db_url=db)
+    image = api.show(config, uri)
     if image is None:
         fail(f"image not in the index: {uri}", 1)
     if as_json:
         typer.echo(json.dumps(image, indent=2))
-        return
-    typer.echo(f"{image['uri']}  {image['status']}  engine {image['engine']}  {image['width']}x{image['height']}  faces {len(image['faces'])}")
-    if image["error_code"]:
-        typer.echo(f"  error {image['error_code']}: {image['error_message']}")
-    for face in image["faces"]:
-        typer.echo(f"  face {face['face_id']}: {_face_summary(face)}")
+    else:
+        format_image(image, sys.stdout, min_confidence=config.min_confidence)
 
 
-@app.command()
+class _QueryCommand(TyperCommand):
+    """A command whose argument is a query, which may begin with a negation (``-smile``): a word
+    that starts with a single '-' and is none of the command's options is taken as the query, not
+    as an unknown option. The options work in any position; ``--`` still ends them."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        options = [param for param in self.get_params(ctx) if isinstance(param, TyperOption)]
+        return super().parse_args(ctx, _dashed_words_last(args, options))
+
+
+def _dashed_words_last(args: list[str], options: list[TyperOption]) -> list[str]:
+    """``args`` with the words that look like options but name none moved after ``--``."""
+    names = {name for option in options for name in (*option.opts, *option.secondary_opts)}
+    valued = {name for option in options if not (option.is_flag or option.count) for name in option.opts}
+    kept: list[str] = []
+    dashed: list[str] = []
+    i = 0
+    while i < len(args) and args[i] != "--":
+        arg = args[i]
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 and arg not in names:
+            dashed.append(arg)
+        else:
+            kept.append(arg)
+            if arg in valued:  # its value follows, whatever it looks like (--limit -1)
+                kept += args[i + 1 : i + 2]
+                i += 1
+        i += 1
+    return [*kept, "--", *dashed, *args[i + 1 :]] if dashed else args
+
+
+@app.command(cls=_QueryCommand)
 @domain_errors
 def search(
     query: str = typer.Argument(..., help="What to find, e.g. 'smiling people with beards and sunglasses' or 'gender:female age>40 eyeglasses'."),
@@ -187,13 +218,13 @@ def search(
     min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Confidence (0-100) an attribute needs [default: 50].", show_default=False),
     explain: bool = typer.Option(False, "--explain", help="Print how the query was understood (to stderr) first."),
     count_only: bool = typer.Option(False, "--count", help="Print only the numbers of matching images and faces."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="table | json (JSON Lines) | csv | uris [default: table on a terminal, json otherwise].", show_default=False),
+    fmt: Optional[Format] = typer.Option(None, "--format", help="json is JSON Lines, csv one row per face [default: table on a terminal, json otherwise].", show_default=False),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many images.", show_default=False),
-    order: str = typer.Option("uri", "--order", help="uri | confidence."),
+    order: Order = typer.Option("uri", "--order", help="By URI, or best matching face first."),
 ) -> None:
     """Find images by face attributes. All face terms must hold on the same face."""
     from . import api
-    from .search import format_count, format_matches
+    from .output import format_count, format_matches
 
     config = _config(config_file, db_url=db, min_confidence=min_confidence)
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
@@ -220,7 +251,7 @@ def stats(
 ) -> None:
     """Images, faces and failures, and per engine how many faces hold (and can answer) each attribute."""
     from . import api
-    from .search import format_stats
+    from .output import format_stats
 
     data = api.stats(_config(config_file, db_url=db))
     if as_json:
@@ -257,22 +288,6 @@ def models_list(
         else:
             state = "ok" if row["installed"] else "missing"
             typer.echo(f"{state:<8} {row['file']:<44} {row['package']} {row['version']}  {row['license']}")
-
-
-def _face_summary(face: dict[str, Any]) -> str:
-    parts = []
-    if "AgeRange" in face:
-        parts.append(f"age {face['AgeRange']['Low']}-{face['AgeRange']['High']}")
-    if "Gender" in face:
-        parts.append(face["Gender"]["Value"].lower())
-    for key in ("Smile", "Eyeglasses", "Sunglasses", "Beard", "Mustache", "EyesOpen", "MouthOpen", "FaceOccluded"):
-        if key in face and face[key].get("Value"):
-            parts.append(key.lower())
-    emotions = face.get("Emotions") or []
-    if emotions:
-        top = max(emotions, key=lambda e: e["Confidence"])
-        parts.append(f"{top['Type'].lower()} {top['Confidence']:.0f}%")
-    return ", ".join(parts) or "no attributes"
 
 
 def main() -> None:

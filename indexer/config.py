@@ -1,16 +1,16 @@
 """Settings: defaults < config file (TOML) < ``INDEXER_*`` environment variables < flags.
 
-Every setting is declared once in :data:`SETTINGS` (name, TOML section, type, default, help),
-which gives the environment variable (``INDEXER_`` + NAME), the config-file key and the
-validation. An unknown key or a value of the wrong type is an error naming the key and where it
-came from: a typo in a cron job's config must not silently fall back to a default.
+Every setting is declared once in :data:`SETTINGS` (name, TOML section, type, default), which
+gives the environment variable (``INDEXER_`` + NAME), the config-file key and the validation;
+what each one means is written once, in ``config.example.toml``. An unknown key or a value of the
+wrong type is an error naming the key and where it came from: a typo in a cron job's config must
+not silently fall back to a default.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,22 +25,21 @@ class Setting:
     section: str
     type: type
     default: Any
-    help: str
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db_url", "", str, None, "database URL (SQLite file by default; postgresql+psycopg://... for scale)"),
-    Setting("engine", "index", str, None, "analysis engine: local or rekognition (default: local for folders, rekognition for s3://)"),
-    Setting("concurrency", "index", int, 16, "worker threads"),
-    Setting("tps", "index", float, 50.0, "ceiling on engine calls per second, shared by all workers"),
-    Setting("retry_attempts", "index", int, 6, "tries per engine call on throttling/5xx/connection faults"),
-    Setting("batch_size", "index", int, 50, "images written per database transaction"),
-    Setting("lock_lease_seconds", "index", float, 60.0, "a crashed run's lock is taken over after this long without heartbeat"),
-    Setting("profile", "aws", str, None, "AWS profile (default: the standard credential chain)"),
-    Setting("region", "aws", str, None, "AWS region (default: the standard chain)"),
-    Setting("min_confidence", "search", float, 50.0, "confidence (0-100) an attribute needs to count as true"),
-    Setting("workers", "local", int, None, "processes of the local engine (default: one per core)"),
-    Setting("models_dir", "local", str, None, "where the local engine's model files are cached"),
+    Setting("db_url", "", str, None),
+    Setting("engine", "index", str, None),
+    Setting("concurrency", "index", int, 16),
+    Setting("tps", "index", float, 50.0),
+    Setting("retry_attempts", "index", int, 6),
+    Setting("batch_size", "index", int, 50),
+    Setting("lock_lease_seconds", "index", float, 60.0),
+    Setting("profile", "aws", str, None),
+    Setting("region", "aws", str, None),
+    Setting("min_confidence", "search", float, 50.0),
+    Setting("workers", "local", int, None),
+    Setting("models_dir", "local", str, None),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -60,11 +59,6 @@ class Config:
     workers: int | None
     models_dir: str | None
 
-    def replace(self, **changes: Any) -> "Config":
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return Config(**values)
-
 
 def env_var(name: str) -> str:
     return f"INDEXER_{name.upper()}"
@@ -78,6 +72,7 @@ def default_config_path() -> Path:
 def _coerce(setting: Setting, value: Any, where: str) -> Any:
     if value is None:
         return None
+    result: int | float | str
     try:
         if setting.type is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -93,17 +88,21 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
             result = value
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: {setting.name} must be {setting.type.__name__}, got {value!r}") from None
-    if setting.type in (int, float) and result <= 0 and setting.name != "min_confidence":
+    if isinstance(result, str):
+        if setting.name == "engine" and result not in ENGINE_NAMES:
+            raise ConfigError(f"{where}: engine must be {' or '.join(map(repr, ENGINE_NAMES))}, got {value!r}")
+        return result
+    if result <= 0 and setting.name != "min_confidence":
         raise ConfigError(f"{where}: {setting.name} must be positive, got {value!r}")
     if setting.name == "min_confidence" and not 0 <= result <= 100:
         raise ConfigError(f"{where}: min_confidence must be between 0 and 100, got {value!r}")
-    if setting.name == "engine" and result not in ENGINE_NAMES:
-        raise ConfigError(f"{where}: engine must be {' or '.join(map(repr, ENGINE_NAMES))}, got {value!r}")
     return result
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings of a TOML file, validated; sections are [index], [aws], [search], [local]."""
+    import tomllib  # only when there is a file to read: not on every command's path
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

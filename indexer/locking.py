@@ -20,8 +20,12 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import LockedError
-from .store.models import RUN_ABANDONED, RUN_RUNNING, Lock, Run
+from .store.models import RUN_ABANDONED, RUN_RUNNING, locks_table, runs_table
 from .store.repository import Store, utcnow
+
+#: The tables' columns, read often enough to deserve short names.
+_locks = locks_table.c
+_runs = runs_table.c
 
 #: What every index run's lock name starts with (``index:`` + the source URI; see pipeline.py).
 LOCK_PREFIX = "index:"
@@ -139,14 +143,14 @@ class RunLock:
     def holder(self) -> Holder | None:
         with self.store.engine.connect() as conn:
             row = conn.execute(
-                select(Lock.run_id, Lock.host, Lock.pid, Lock.acquired_at, Lock.expires_at).where(Lock.name == self.name)
+                select(_locks.run_id, _locks.host, _locks.pid, _locks.acquired_at, _locks.expires_at).where(_locks.name == self.name)
             ).first()
         return Holder(row[0], row[1], row[2], _aware(row[3]), _aware(row[4])) if row else None
 
     def _overlapping(self) -> list[tuple[str, Holder]]:
         """Every other lease whose source overlaps ours (the lock table holds one row per live run)."""
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(Lock.name, Lock.run_id, Lock.host, Lock.pid, Lock.acquired_at, Lock.expires_at)).all()
+            rows = conn.execute(select(_locks.name, _locks.run_id, _locks.host, _locks.pid, _locks.acquired_at, _locks.expires_at)).all()
         return [
             (row[0], Holder(row[1], row[2], row[3], _aware(row[4]), _aware(row[5])))
             for row in rows
@@ -179,7 +183,7 @@ class RunLock:
         values = dict(run_id=self.run_id, host=self.host, pid=self.pid, acquired_at=now, expires_at=now + self.lease)
         try:
             with self.store.engine.begin() as conn:
-                conn.execute(insert(Lock).values(name=self.name, **values))
+                conn.execute(insert(locks_table).values(name=self.name, **values))
             return
         except IntegrityError:
             pass
@@ -190,8 +194,8 @@ class RunLock:
             raise LockedError(f"another run holds the lock on this source: {holder.describe()}")
         with self.store.engine.begin() as conn:
             taken = conn.execute(
-                update(Lock)
-                .where(Lock.name == self.name, Lock.host == holder.host, Lock.pid == holder.pid, Lock.acquired_at == holder.acquired_at)
+                update(locks_table)
+                .where(_locks.name == self.name, _locks.host == holder.host, _locks.pid == holder.pid, _locks.acquired_at == holder.acquired_at)
                 .values(**values)
             ).rowcount
         if taken != 1:
@@ -206,8 +210,8 @@ class RunLock:
                 raise LockedError(f"another run holds the lock on an overlapping source {source}: {holder.describe()}")
             with self.store.engine.begin() as conn:  # a crashed run's lease: remove it
                 conn.execute(
-                    delete(Lock).where(
-                        Lock.name == name, Lock.host == holder.host, Lock.pid == holder.pid, Lock.acquired_at == holder.acquired_at
+                    delete(locks_table).where(
+                        _locks.name == name, _locks.host == holder.host, _locks.pid == holder.pid, _locks.acquired_at == holder.acquired_at
                     )
                 )
             self.taken_over = self.taken_over or holder
@@ -216,14 +220,14 @@ class RunLock:
         """Name the run in the lease, so a second run's message can say which run holds it."""
         self.run_id = run_id
         with self.store.engine.begin() as conn:
-            conn.execute(update(Lock).where(Lock.name == self.name, Lock.pid == self.pid, Lock.host == self.host).values(run_id=run_id))
+            conn.execute(update(locks_table).where(_locks.name == self.name, _locks.pid == self.pid, _locks.host == self.host).values(run_id=run_id))
 
     def heartbeat(self) -> bool:
         """Extend the lease; False when it is no longer ours."""
         with self.store.engine.begin() as conn:
             return conn.execute(
-                update(Lock)
-                .where(Lock.name == self.name, Lock.pid == self.pid, Lock.host == self.host)
+                update(locks_table)
+                .where(_locks.name == self.name, _locks.pid == self.pid, _locks.host == self.host)
                 .values(expires_at=utcnow() + self.lease)
             ).rowcount == 1
 
@@ -252,7 +256,7 @@ class RunLock:
     def release(self) -> None:
         self.stop_heartbeat()
         with self.store.engine.begin() as conn:
-            conn.execute(delete(Lock).where(Lock.name == self.name, Lock.pid == self.pid, Lock.host == self.host))
+            conn.execute(delete(locks_table).where(_locks.name == self.name, _locks.pid == self.pid, _locks.host == self.host))
 
 
 def abandon_dead_runs(store: Store, lease_seconds: float, also: int | None = None) -> list[int]:
@@ -261,7 +265,7 @@ def abandon_dead_runs(store: Store, lease_seconds: float, also: int | None = Non
     host = socket.gethostname()
     with store.engine.begin() as conn:
         candidates = conn.execute(
-            select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == RUN_RUNNING)
+            select(_runs.id, _runs.host, _runs.pid, _runs.heartbeat_at).where(_runs.status == RUN_RUNNING)
         ).all()
         dead = [
             run_id
@@ -272,8 +276,8 @@ def abandon_dead_runs(store: Store, lease_seconds: float, also: int | None = Non
         ]
         if dead:
             conn.execute(
-                update(Run)
-                .where(and_(Run.id.in_(dead), Run.status == RUN_RUNNING))
+                update(runs_table)
+                .where(and_(_runs.id.in_(dead), _runs.status == RUN_RUNNING))
                 .values(status=RUN_ABANDONED, ended_at=utcnow(), error="the run stopped without finishing (killed or crashed)")
             )
     return dead

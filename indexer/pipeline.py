@@ -24,16 +24,17 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .engines.base import Engine, ImageRef
+from .core import ImageRef, RunCounters
+from .engines.base import Engine
 from .errors import FatalError, ImageError, IndexerError, translate
 from .locking import RunLock, abandon_dead_runs, index_lock_name
 from .planner import PlanOptions, plan
-from .sources import LocalSource, S3Source
+from .sources import Source
 from .store.models import RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED
-from .store.repository import ImageOutcome, RunCounters, Store
+from .store.repository import ImageOutcome, Store
 
 _DONE = object()
 #: This many images in a row failing with the same transient service/network cause (a
@@ -58,70 +59,35 @@ class RunOptions:
     progress: bool = False
 
 
-@dataclass
-class RunSummary:
-    """What a run did; printed as the final line, or as JSON with ``--json``."""
+@dataclass(kw_only=True)
+class RunSummary(RunCounters):
+    """What a run did: its counters, and which run it was; printed as the final line, or as JSON
+    with ``--json``."""
 
     run_id: int
     source: str
     engine: str
     status: str
-    listed: int = 0
-    skipped_unchanged: int = 0
-    analyzed: int = 0
-    faces: int = 0
-    failed: int = 0
-    pruned: int = 0
-    api_calls: int = 0
-    outdated: int = 0
     elapsed_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` summary: scripts read these keys, in this order."""
         return {
             "run_id": self.run_id,
             "source": self.source,
             "status": self.status,
             "engine": self.engine,
-            "listed": self.listed,
-            "skipped_unchanged": self.skipped_unchanged,
-            "analyzed": self.analyzed,
-            "faces": self.faces,
-            "failed": self.failed,
-            "pruned": self.pruned,
-            "api_calls": self.api_calls,
-            "outdated": self.outdated,
+            **self.counters(),
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
-    def _outdated_note(self) -> str:
-        """Says how many of the analysed images were re-analysed for a newer model set."""
-        return f" ({self.outdated} for newer models)" if self.outdated else ""
-
     def line(self) -> str:
-        return (
-            f"run {self.run_id} {self.status}: {self.source}: listed {self.listed}, "
-            f"unchanged {self.skipped_unchanged}, analyzed {self.analyzed}{self._outdated_note()}, faces {self.faces}, "
-            f"failed {self.failed}, pruned {self.pruned}, api calls {self.api_calls}, {self.elapsed_s:.1f}s"
-        )
-
-
-@dataclass
-class _Shared:
-    """State the three kinds of thread share, behind one lock."""
-
-    counters: RunCounters = field(default_factory=RunCounters)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    planned: int = 0
-    error: BaseException | None = None
-
-    def snapshot(self) -> RunCounters:
-        with self.lock:
-            return RunCounters(**self.counters.as_dict())
+        return f"run {self.run_id} {self.status}: {self.source}: {self.describe()}, {self.elapsed_s:.1f}s"
 
 
 def run_index(
     store: Store,
-    source: LocalSource | S3Source,
+    source: Source,
     engine: Engine,
     options: RunOptions,
     stop: threading.Event | None = None,
@@ -134,18 +100,17 @@ def run_index(
     try:
         abandon_dead_runs(store, options.lock_lease_seconds, also=lock.taken_over.run_id if lock.taken_over else None)
         store.record_engine(engine.name, engine.capabilities.attributes)
-        run_id = store.begin_run(source.uri, engine.name)
-        lock.attach_run(run_id)
-        shared = _Shared()
-        lock.start_heartbeat(on_beat=lambda: store.update_run(run_id, shared.snapshot()))
-        status, error = _execute(store, source, engine, options, stop, run_id, shared)
+        run = _Run(store, source, engine, options, stop, store.begin_run(source.uri, engine.name))
+        lock.attach_run(run.run_id)
+        lock.start_heartbeat(on_beat=lambda: store.update_run(run.run_id, run.snapshot()))
+        status, error = run.execute()
         lock.stop_heartbeat()  # a late beat must not overwrite the final counters below
         if status == RUN_COMPLETED and options.prune:
-            pruned = store.prune(source.uri_prefix, run_id)
-            with shared.lock:
-                shared.counters.pruned = pruned
-        counters = shared.snapshot()
-        store.finish_run(run_id, status, counters, error=str(error) if error else None)
+            pruned = store.prune(source.uri_prefix, run.run_id)
+            with run.lock:
+                run.counters.pruned = pruned
+        counters = run.snapshot()
+        store.finish_run(run.run_id, status, counters, error=str(error) if error else None)
     finally:
         try:
             lock.release()
@@ -154,107 +119,213 @@ def run_index(
     if error is not None:
         raise error
     return RunSummary(
-        run_id=run_id,
+        run_id=run.run_id,
         source=source.uri,
         engine=engine.name,
         status=status,
         elapsed_s=time.monotonic() - started,
-        **counters.as_dict(),
+        **counters.counters(),
     )
 
 
-def _execute(store, source, engine, options, stop, run_id, shared) -> tuple[str, BaseException | None]:
-    work: queue.Queue = queue.Queue(maxsize=options.concurrency * 4)
-    results: queue.Queue = queue.Queue(maxsize=options.concurrency * 4 + options.batch_size)
-    plan_options = PlanOptions(
-        engine.name, options.reindex, options.retry_failed, track_seen=options.prune, model_set=engine.capabilities.model_set
-    )
+class _Run:
+    """One run in progress: what it reads, calls and writes, and the state its three kinds of
+    thread share (the counters, behind ``lock``; the first run-wide error; the stop request).
 
-    producer = threading.Thread(
-        target=_produce, args=(store, source, plan_options, run_id, work, shared, stop, options.concurrency),
-        name="indexer-producer", daemon=True,
-    )
-    workers = [
-        threading.Thread(target=_work, args=(source, engine, work, results, stop), name=f"indexer-worker-{i}", daemon=True)
-        for i in range(options.concurrency)
-    ]
-    producer.start()
-    for worker in workers:
-        worker.start()
-    try:
-        _write(store, run_id, results, shared, stop, options, len(workers))
-    except BaseException:
-        stop.set()  # the store failed: stop listing and analysing what could not be written
-        raise
-    if shared.error is not None:
-        return RUN_FAILED, shared.error
-    return (RUN_INTERRUPTED if stop.is_set() else RUN_COMPLETED), None
-
-
-def _produce(store, source, plan_options, run_id, work, shared, stop, n_workers) -> None:
-    try:
-        for batch in plan(source.walk(), store, plan_options, run_id):
-            with shared.lock:
-                shared.counters.listed += batch.listed
-                shared.counters.skipped_unchanged += batch.skipped
-                shared.counters.outdated += batch.outdated
-                shared.planned += len(batch.todo)
-            for ref in batch.todo:
-                if not _put(work, ref, stop):
-                    return
-            if stop.is_set():
-                return
-    except BaseException as exc:  # a listing that cannot go on stops the whole run
-        shared.error = shared.error or exc
-        stop.set()
-    finally:
-        for _ in range(n_workers):
-            work.put(_DONE)
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    """Put unless a stop is requested first (a full queue must not block a stop)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.2)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _work(source, engine: Engine, work: queue.Queue, results: queue.Queue, stop: threading.Event) -> None:
-    while True:
-        ref = work.get()
-        if ref is _DONE:
-            results.put(_DONE)
-            return
-        if stop.is_set():
-            continue  # drain without analysing: the next run picks these up
-        results.put(_analyze(source, engine, ref, stop))
-
-
-def _analyze(source, engine: Engine, ref: ImageRef, stop: threading.Event) -> ImageOutcome | BaseException:
-    """One image's outcome, or the run-wide error (fatal/usage) that must stop the run.
-
-    A run-wide error leaves the image un-recorded: it was never really analysed, and the next
-    run picks it up. Anything else the engine raises is translated by the one table in
-    :mod:`indexer.errors` (an unknown error is retryable: recorded, tried again next run).
+    :meth:`produce` runs in the producer thread, :meth:`work` in each worker, :meth:`write` in
+    the calling thread; they meet only in the two bounded queues and in this object.
     """
-    model_set = engine.capabilities.model_set
-    try:
-        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, analysis=engine.analyze(ref, source.reader(ref)))
-    except ImageError as exc:
-        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=exc)
-    except IndexerError as exc:  # fatal for the run (credentials, permission, endpoint) or usage
-        stop.set()
-        return exc
-    except Exception as exc:  # an engine bug must not stop the run: record it, retry next run
-        error = translate(exc, f"analysing {ref.uri}")
-        if not isinstance(error, ImageError):
-            stop.set()
-            return error
-        return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=error)
+
+    def __init__(
+        self, store: Store, source: Source, engine: Engine, options: RunOptions, stop: threading.Event, run_id: int
+    ):
+        self.store = store
+        self.source = source
+        self.engine = engine
+        self.options = options
+        self.stop = stop
+        self.run_id = run_id
+        self.counters = RunCounters()
+        self.lock = threading.Lock()
+        #: Images the producer queued so far (the progress bar's total).
+        self.planned = 0
+        #: The first run-wide error (fatal, usage, an outage, a listing that broke): fails the run.
+        self.error: BaseException | None = None
+        self.queued: queue.Queue[Any] = queue.Queue(maxsize=options.concurrency * 4)
+        self.results: queue.Queue[Any] = queue.Queue(maxsize=options.concurrency * 4 + options.batch_size)
+
+    def snapshot(self) -> RunCounters:
+        with self.lock:
+            return RunCounters(**self.counters.counters())
+
+    def fail(self, error: BaseException) -> None:
+        """Keep the first run-wide error (the one that caused the others) and stop the run."""
+        self.error = self.error or error
+        self.stop.set()
+
+    def execute(self) -> tuple[str, BaseException | None]:
+        """Start the producer and the workers, write until they are done: the run's status and error."""
+        threads = [threading.Thread(target=self.produce, name="indexer-producer", daemon=True)]
+        threads += [
+            threading.Thread(target=self.work, name=f"indexer-worker-{i}", daemon=True)
+            for i in range(self.options.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self.write()
+        except BaseException:
+            self.stop.set()  # the store failed: stop listing and analysing what could not be written
+            raise
+        if self.error is not None:
+            return RUN_FAILED, self.error
+        return (RUN_INTERRUPTED if self.stop.is_set() else RUN_COMPLETED), None
+
+    # -- the producer --------------------------------------------------------------------------
+
+    def produce(self) -> None:
+        """List and plan, queueing what needs work; then one end mark per worker."""
+        options = self.options
+        plan_options = PlanOptions(
+            self.engine.name,
+            options.reindex,
+            options.retry_failed,
+            track_seen=options.prune,
+            model_set=self.engine.capabilities.model_set,
+        )
+        try:
+            for batch in plan(self.source.walk(), self.store, plan_options, self.run_id):
+                with self.lock:
+                    self.counters.listed += batch.listed
+                    self.counters.skipped_unchanged += batch.skipped
+                    self.counters.outdated += batch.outdated
+                    self.planned += len(batch.todo)
+                for ref in batch.todo:
+                    if not self._queue(ref):
+                        return
+                if self.stop.is_set():
+                    return
+        except BaseException as exc:  # a listing that cannot go on stops the whole run
+            self.fail(exc)
+        finally:
+            for _ in range(options.concurrency):
+                self.queued.put(_DONE)
+
+    def _queue(self, ref: ImageRef) -> bool:
+        """Queue unless a stop is requested first (a full queue must not block a stop)."""
+        while not self.stop.is_set():
+            try:
+                self.queued.put(ref, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # -- the workers ---------------------------------------------------------------------------
+
+    def work(self) -> None:
+        """Analyse queued images until the end mark; after a stop, drain without analysing."""
+        while True:
+            ref = self.queued.get()
+            if ref is _DONE:
+                self.results.put(_DONE)
+                return
+            if self.stop.is_set():
+                continue  # drain without analysing: the next run picks these up
+            self.results.put(self.analyze(ref))
+
+    def analyze(self, ref: ImageRef) -> ImageOutcome | BaseException:
+        """One image's outcome, or the run-wide error (fatal/usage) that must stop the run.
+
+        A run-wide error leaves the image un-recorded: it was never really analysed, and the next
+        run picks it up. Anything else the engine raises is translated by the one table in
+        :mod:`indexer.errors` (an unknown error is retryable: recorded, tried again next run).
+        """
+        engine = self.engine
+        model_set = engine.capabilities.model_set
+        try:
+            analysis = engine.analyze(ref, self.source.reader(ref))
+            return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, analysis=analysis)
+        except ImageError as exc:
+            return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=exc)
+        except IndexerError as exc:  # fatal for the run (credentials, permission, endpoint) or usage
+            self.stop.set()
+            return exc
+        except Exception as exc:  # an engine bug must not stop the run: record it, retry next run
+            error = translate(exc, f"analysing {ref.uri}")
+            if not isinstance(error, ImageError):
+                self.stop.set()
+                return error
+            return ImageOutcome(ref=ref, engine=engine.name, model_set=model_set, error=error)
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    def write(self) -> None:
+        """The writer loop: batch outcomes into transactions until every worker is done."""
+        from tqdm import tqdm
+
+        options = self.options
+        bar = tqdm(
+            total=0, unit="img", desc="indexing", disable=not options.progress, file=sys.stderr, dynamic_ncols=True, leave=False
+        )
+        buffer: list[ImageOutcome] = []
+        last_flush = time.monotonic()
+        finished_workers = 0
+        stop_seen_at: float | None = None
+        streak = _FailureStreak()
+        try:
+            while finished_workers < options.concurrency:
+                if self.stop.is_set() and stop_seen_at is None:
+                    stop_seen_at = time.monotonic()
+                if stop_seen_at is not None and time.monotonic() - stop_seen_at > options.drain_seconds:
+                    break  # in-flight calls overran the bound: keep what finished, leave the rest
+                try:
+                    item = self.results.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                if item is _DONE:
+                    finished_workers += 1
+                elif item is not None:
+                    self._receive(item, buffer, streak)
+                if buffer and (len(buffer) >= options.batch_size or time.monotonic() - last_flush >= options.flush_seconds):
+                    self.flush(buffer, bar)
+                    buffer, last_flush = [], time.monotonic()
+            self.flush(buffer, bar)
+        finally:
+            bar.close()
+
+    def _receive(self, item: ImageOutcome | BaseException, buffer: list[ImageOutcome], streak: _FailureStreak) -> None:
+        """Buffer a worker's outcome (watching for an outage), or keep the run-wide error it met."""
+        if isinstance(item, BaseException):
+            self.error = self.error or item
+            with self.lock:
+                self.counters.api_calls += getattr(item, "api_calls", 0)
+            return
+        buffer.append(item)
+        outage = streak.observe(item)
+        if outage is not None and self.error is None:
+            self.fail(outage)
+
+    def flush(self, buffer: list[ImageOutcome], bar: Any) -> None:
+        """Write ``buffer`` in one transaction and count what was written."""
+        if not buffer:
+            return
+        written = self.store.write(buffer, self.run_id)
+        with self.lock:
+            counters = self.counters
+            # Billable calls are what was spent, whatever the store then made of the outcome.
+            counters.api_calls += sum(_api_calls(outcome) for outcome in buffer)
+            for outcome in written:
+                if outcome.error:
+                    counters.failed += 1
+                else:
+                    counters.analyzed += 1
+                    counters.faces += outcome.face_count
+            bar.total = self.planned
+            bar.set_postfix(
+                faces=counters.faces, failed=counters.failed, unchanged=counters.skipped_unchanged, refresh=False
+            )
+        bar.update(len(written))
 
 
 @dataclass
@@ -283,64 +354,6 @@ class _FailureStreak:
             f"stopped after {self.length} images in a row failed with {error.code} ({error.message}): "
             "the service or the network looks down; fix it and run again (those images are retried)"
         )
-
-
-def _write(store: Store, run_id: int, results: queue.Queue, shared: _Shared, stop, options: RunOptions, n_workers: int) -> None:
-    """The writer loop: batch outcomes into transactions until every worker is done."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="img", desc="indexing", disable=not options.progress, file=sys.stderr, dynamic_ncols=True, leave=False)
-    buffer: list[ImageOutcome] = []
-    last_flush = time.monotonic()
-    finished_workers = 0
-    stop_seen_at: float | None = None
-    streak = _FailureStreak()
-    try:
-        while finished_workers < n_workers:
-            if stop.is_set() and stop_seen_at is None:
-                stop_seen_at = time.monotonic()
-            if stop_seen_at is not None and time.monotonic() - stop_seen_at > options.drain_seconds:
-                break  # in-flight calls overran the bound: keep what finished, leave the rest
-            try:
-                item = results.get(timeout=0.2)
-            except queue.Empty:
-                item = None
-            if item is _DONE:
-                finished_workers += 1
-            elif isinstance(item, BaseException):
-                shared.error = shared.error or item
-                with shared.lock:
-                    shared.counters.api_calls += getattr(item, "api_calls", 0)
-            elif item is not None:
-                buffer.append(item)
-                outage = streak.observe(item)
-                if outage is not None and shared.error is None:
-                    shared.error = outage
-                    stop.set()
-            if buffer and (len(buffer) >= options.batch_size or time.monotonic() - last_flush >= options.flush_seconds):
-                _flush(store, run_id, buffer, shared, bar)
-                buffer, last_flush = [], time.monotonic()
-        _flush(store, run_id, buffer, shared, bar)
-    finally:
-        bar.close()
-
-
-def _flush(store: Store, run_id: int, buffer: list[ImageOutcome], shared: _Shared, bar) -> None:
-    if not buffer:
-        return
-    written = store.write(buffer, run_id)
-    with shared.lock:
-        # Billable calls are what was spent, whatever the store then made of the outcome.
-        shared.counters.api_calls += sum(_api_calls(outcome) for outcome in buffer)
-        for outcome in written:
-            if outcome.error:
-                shared.counters.failed += 1
-            else:
-                shared.counters.analyzed += 1
-                shared.counters.faces += outcome.face_count
-        bar.total = shared.planned
-        bar.set_postfix(faces=shared.counters.faces, failed=shared.counters.failed, unchanged=shared.counters.skipped_unchanged, refresh=False)
-    bar.update(len(written))
 
 
 def _api_calls(outcome: ImageOutcome) -> int:

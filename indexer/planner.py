@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .engines.base import ImageRef
+from .core import ImageRef
 from .store.models import IMAGE_INDEXED
 from .store.repository import LOOKUP_BATCH, KnownImage, Store
 

@@ -4,8 +4,8 @@
 terms* that must all hold on the **same face**, a list of *image terms* (how many faces the
 image has), and the confidence threshold. :func:`face_condition` and :func:`image_conditions`
 compile it to SQLAlchemy expressions whose every value is a bound parameter: nothing typed in a
-query ever reaches SQL as SQL (column names come from fixed tables in this module, never from
-the query text).
+query ever reaches SQL as SQL (column names come from the attribute registry, never from the
+query text).
 
 Meaning of a term on a face:
 
@@ -17,18 +17,25 @@ Meaning of a term on a face:
   ``not happy`` holds when the face's emotions are known and HAPPY is not its confident top one.
 * an age compares the middle of Rekognition's AgeRange.
 
-Unknown words are errors (a silently ignored ``bald`` would give wrong answers), reported on one
-line with the nearest known term. This module must stay light: no boto3, PIL, numpy or engines.
+How it is read: the text becomes lower-case tokens, then at each token the rules of
+:data:`_RULES` are tried in order, the first that matches builds its terms (or flips the
+negation, or skips a filler), and reading goes on after what it matched. The words come from the
+attribute registry (:mod:`indexer.attributes`) and the named tables below. Unknown words are
+errors (a silently ignored ``bald`` would give wrong answers), reported on one line with the
+nearest known word. This module must stay light: no boto3, PIL, numpy or engines, and
+SQLAlchemy only inside the functions that compile.
 """
 
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, ClassVar, Iterable
 
+from .attributes import AGE, BOOLEANS, EMOTION, GENDER, AgeGroup, Boolean, Category, Searchable, split_words
 from .errors import QueryError
 
 DEFAULT_MIN_CONFIDENCE = 50.0
@@ -36,143 +43,89 @@ DEFAULT_MIN_CONFIDENCE = 50.0
 #: PostgreSQL (2**31 - 1); found by fuzzing (``faces>99999999999999999999`` overflowed the bind).
 MAX_FACE_COUNT = 2**31 - 1
 
-#: FaceDetail key -> (faces column stem, word shown for True, word shown for False)
-BOOLEANS: dict[str, tuple[str, str, str]] = {
-    "Smile": ("smile", "smiling", "not smiling"),
-    "Eyeglasses": ("eyeglasses", "eyeglasses", "no eyeglasses"),
-    "Sunglasses": ("sunglasses", "sunglasses", "no sunglasses"),
-    "Beard": ("beard", "beard", "no beard"),
-    "Mustache": ("mustache", "mustache", "no mustache"),
-    "EyesOpen": ("eyes_open", "eyes open", "eyes closed"),
-    "MouthOpen": ("mouth_open", "mouth open", "mouth closed"),
-    "FaceOccluded": ("face_occluded", "face occluded", "face not occluded"),
-}
 
-#: Rekognition emotion types.
-EMOTIONS = ("HAPPY", "SAD", "ANGRY", "CONFUSED", "DISGUSTED", "SURPRISED", "CALM", "FEAR")
-GENDERS = ("Male", "Female")
-
-# -- vocabulary ------------------------------------------------------------------------------
-
-#: Single words (and fixed multi-word phrases, space-separated) -> meaning.
-#: ("bool", key, value) | ("gender", value) | ("emotion", TYPE) | ("age", lo, lo_incl, hi, hi_incl)
-#: | ("faces", lo, hi) | ("shaven",) | ("clear glasses",)
-_PHRASES: dict[str, tuple] = {}
+# -- the terms -------------------------------------------------------------------------------
 
 
-def _add(words: str, meaning: tuple) -> None:
-    for word in words.split(","):
-        _PHRASES[word.strip()] = meaning
+def _holds(c: Any, attribute: Searchable, value: Any, threshold: float) -> Any:
+    """``attribute`` is ``value`` with at least ``threshold`` confidence. ``=`` (not IS), so the
+    attribute's (value, image_id, confidence) index answers it; an unknown (NULL) value matches nothing."""
+    from sqlalchemy import and_, literal
+
+    return and_(c[attribute.column] == literal(value), c[attribute.confidence_column] >= literal(threshold))
 
 
-_add("smiling,smile,smiles,smiley,smiled", ("bool", "Smile", True))
-_add("beard,bearded,beards", ("bool", "Beard", True))
-_add("mustache,moustache,mustaches,moustaches,mustached,moustached", ("bool", "Mustache", True))
-# Rekognition's Eyeglasses holds for any eyewear, sunglasses included (so does CelebA's label):
-# "glasses" is any eyewear, "sunglasses" the dark kind, and "eyeglasses"/"spectacles" the clear
-# kind (eyewear that is not sunglasses). Negated, each of the last two means no eyewear at all.
-_add("sunglasses,shades,sunnies", ("bool", "Sunglasses", True))
-_add("glasses,eyewear", ("bool", "Eyeglasses", True))
-_add("eyeglasses,spectacles,specs,bespectacled", ("clear glasses",))
-_add("eyes open,open eyes,open-eyed", ("bool", "EyesOpen", True))
-_add("eyes closed,closed eyes,eyes shut,shut eyes,closed-eyed", ("bool", "EyesOpen", False))
-_add("mouth open,open mouth,open mouthed,open-mouthed", ("bool", "MouthOpen", True))
-_add("mouth closed,closed mouth,mouth shut", ("bool", "MouthOpen", False))
-_add("occluded,face occluded,occluded face,occluded faces,obscured", ("bool", "FaceOccluded", True))
-_add("clean-shaven,clean shaven,cleanshaven,shaven", ("shaven",))
-_add("men,man,male,males,guys,guy,gentlemen,gentleman", ("gender", "Male"))
-_add("women,woman,female,females,ladies,lady", ("gender", "Female"))
-_add("happy,happiness", ("emotion", "HAPPY"))
-_add("sad,sadness,unhappy", ("emotion", "SAD"))
-_add("angry,anger", ("emotion", "ANGRY"))
-_add("confused,confusion", ("emotion", "CONFUSED"))
-_add("disgusted,disgust", ("emotion", "DISGUSTED"))
-_add("surprised,surprise", ("emotion", "SURPRISED"))
-_add("calm", ("emotion", "CALM"))
-_add("afraid,scared,fear,fearful,frightened", ("emotion", "FEAR"))
-_add("children,child,kids,kid", ("age", None, False, 13, False))
-_add("teenagers,teenager,teens,teen", ("age", 13, True, 20, False))
-_add("adults,adult,grown-ups,grownups", ("age", 18, True, None, False))
-_add("seniors,senior,elderly", ("age", 65, True, None, False))
-_add("group photos,group photo,group pictures,group picture,group shots,group shot,groups,group,crowd,crowds",
-     ("faces", 3, None))
-_add("portraits,portrait,alone,solo", ("faces", 1, 1))
-_add("faces,face", ("faces", 1, None))
-
-_DECADES = {
-    "teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50,
-    "sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90,
-}
-_NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "single": 1,
-}
-
-NEGATIONS = frozenset({"not", "no", "without", "non", "never", "nobody", "isn't", "aren't", "don't", "doesn't"})
-
-FILLERS = frozenset(
-    """people person persons photos photo pictures picture pics pic images image shots shot
-    of with and who are is wearing wear wears have has having a an the in their that show showing
-    shows all any some years year old yo y/o find me where which whose whom someone somebody
-    everyone everybody there them they he she his her its it be being look looking looks
-    appear appearing appears also by for on containing contain contains featuring including
-    visible only just""".split()
-)
-
-#: Comparators before a number: word(s) -> (op)
-_COMPARATORS: dict[str, str] = {
-    "over": ">", "above": ">", "older than": ">", "more than": ">", "greater than": ">",
-    "under": "<", "below": "<", "younger than": "<", "less than": "<", "fewer than": "<",
-    "at least": ">=", "at most": "<=", "or more": ">=", "or older": ">=", "or less": "<=",
-    "or fewer": "<=", "or younger": "<=", "and up": ">=", "and over": ">=", "and older": ">=",
-    "and under": "<=", "and younger": "<=",
-}
-
-#: Exact attribute names for scripts (``beard=false``, ``-smile``): lower-case -> FaceDetail key.
-_EXACT_BOOLEANS: dict[str, str] = {}
-for _key, (_stem, _t, _f) in BOOLEANS.items():
-    _EXACT_BOOLEANS[_key.lower()] = _key
-    _EXACT_BOOLEANS[_stem] = _key
-    _EXACT_BOOLEANS[_stem.replace("_", "-")] = _key
-_EXACT_BOOLEANS.update({"smiling": "Smile", "glasses": "Eyeglasses", "moustache": "Mustache", "occluded": "FaceOccluded"})
-
-_TRUE = {"true", "yes", "1", "y", "t", "on"}
-_FALSE = {"false", "no", "0", "n", "f", "off"}
-
-_EXACT_RE = re.compile(r"^(?P<name>[a-z_][a-z_-]*?)(?P<op>>=|<=|==|!=|=|:|>|<)(?P<value>.*)$")
-_NUM = r"\d+(?:\.\d+)?"
-_RANGE_RE = re.compile(rf"^({_NUM})(?:-|\.\.|–)({_NUM})$")
-_TOKEN_RE = re.compile(r"[^\s,;]+|[,;]")
-
-
-# -- the parsed query ------------------------------------------------------------------------
+_BOOLEAN: dict[str, Boolean] = {attribute.key: attribute for attribute in BOOLEANS}
 
 
 @dataclass(frozen=True)
 class BoolTerm:
+    """A yes/no attribute has ``value`` (``no beard``: Beard is False), confidently."""
+
     key: str  # FaceDetail key, e.g. "Beard"
     value: bool
 
+    @property
+    def attribute(self) -> str:
+        return self.key
+
+    @property
+    def index(self) -> str | None:
+        return _BOOLEAN[self.key].index
+
+    def condition(self, c: Any, threshold: float) -> Any:
+        return _holds(c, _BOOLEAN[self.key], self.value, threshold)
+
+    def confidence(self, c: Any) -> Any:
+        return c[_BOOLEAN[self.key].confidence_column]
+
     def describe(self) -> str:
-        _stem, yes, no = BOOLEANS[self.key]
+        yes, no = _BOOLEAN[self.key].said
         return f"{yes if self.value else no} ({self.key}={str(self.value).lower()})"
 
 
 @dataclass(frozen=True)
 class GenderTerm:
-    value: str  # "Male" | "Female"
+    """The face's gender is ``value`` ("Male" | "Female"), confidently ("not men" asks for women)."""
+
+    value: str
+    attribute: ClassVar[str] = GENDER.key
+    index: ClassVar[str | None] = GENDER.index
+
+    def condition(self, c: Any, threshold: float) -> Any:
+        return _holds(c, GENDER, self.value, threshold)
+
+    def confidence(self, c: Any) -> Any:
+        return c[GENDER.confidence_column]
 
     def describe(self) -> str:
-        return f"gender {self.value}"
+        return f"{GENDER.title} {self.value}"
 
 
 @dataclass(frozen=True)
 class EmotionTerm:
-    value: str  # "HAPPY", ...
+    """``value`` ("HAPPY", ...) is the face's confident top emotion; negated, the face's emotions
+    are known and it is not (no index answers that, nor does it rank by a confidence)."""
+
+    value: str
     negated: bool = False
+    attribute: ClassVar[str] = EMOTION.key
+
+    @property
+    def index(self) -> str | None:
+        return None if self.negated else EMOTION.index
+
+    def condition(self, c: Any, threshold: float) -> Any:
+        from sqlalchemy import and_, not_
+
+        holds = _holds(c, EMOTION, self.value, threshold)
+        return and_(c[EMOTION.column].is_not(None), not_(holds)) if self.negated else holds
+
+    def confidence(self, c: Any) -> Any | None:
+        return None if self.negated else c[EMOTION.confidence_column]
 
     def describe(self) -> str:
-        return f"top emotion {'is not' if self.negated else 'is'} {self.value}"
+        return f"{EMOTION.title} {'is not' if self.negated else 'is'} {self.value}"
 
 
 @dataclass(frozen=True)
@@ -184,6 +137,7 @@ class AgeTerm:
     hi: float | None
     hi_inclusive: bool
     negated: bool = False
+    attribute: ClassVar[str] = AGE.key
 
     def __post_init__(self) -> None:
         # one spelling per meaning: numbers as floats, no inclusivity flag on a missing bound
@@ -194,13 +148,40 @@ class AgeTerm:
         if self.hi is None:
             object.__setattr__(self, "hi_inclusive", False)
 
+    @classmethod
+    def of(cls, group: AgeGroup, negated: bool = False) -> AgeTerm:
+        """The ages a word names ("teenagers": 13 <= age < 20)."""
+        return cls(group.low, True, group.high, False, negated)
+
+    @property
+    def index(self) -> str | None:
+        return None if self.negated else AGE.index
+
+    def condition(self, c: Any, threshold: float) -> Any:
+        from sqlalchemy import and_, literal, not_, or_
+
+        age = c[AGE.column]
+        parts = []
+        if self.lo is not None:
+            parts.append(age >= literal(self.lo) if self.lo_inclusive else age > literal(self.lo))
+        if self.hi is not None:
+            parts.append(age <= literal(self.hi) if self.hi_inclusive else age < literal(self.hi))
+        if not parts:
+            parts.append(age.is_not(None))
+        if self.negated:
+            return and_(age.is_not(None), or_(*[not_(part) for part in parts]))
+        return and_(*parts)
+
+    def confidence(self, c: Any) -> None:
+        return None  # an age has no confidence to rank by
+
     def describe(self) -> str:
         parts = []
         if self.lo is not None:
             parts.append(f"{'>=' if self.lo_inclusive else '>'} {_fmt(self.lo)}")
         if self.hi is not None:
             parts.append(f"{'<=' if self.hi_inclusive else '<'} {_fmt(self.hi)}")
-        text = "age (middle of AgeRange) " + " and ".join(parts)
+        text = f"{AGE.title} (middle of {AGE.key}) " + " and ".join(parts)
         return f"not ({text})" if self.negated else text
 
 
@@ -219,6 +200,16 @@ class FaceCountTerm:
         if self.hi is not None:
             object.__setattr__(self, "hi", min(self.hi, MAX_FACE_COUNT))
 
+    def condition(self, column: Any) -> Any:
+        """The condition on ``column``: the images' face_count, or an expression of it."""
+        from sqlalchemy import and_, literal, not_
+
+        parts = [column >= literal(self.lo)]
+        if self.hi is not None:
+            parts.append(column <= literal(self.hi))
+        condition = and_(*parts)
+        return not_(condition) if self.negated else condition
+
     def describe(self) -> str:
         if self.hi is None:
             text = f"{self.lo} or more faces"
@@ -230,6 +221,7 @@ class FaceCountTerm:
 
 
 FaceTerm = BoolTerm | GenderTerm | EmotionTerm | AgeTerm
+Term = FaceTerm | FaceCountTerm
 
 
 @dataclass(frozen=True)
@@ -241,17 +233,7 @@ class Query:
 
     def attributes(self) -> set[str]:
         """The FaceDetail keys this query reads (what an engine must fill to answer it)."""
-        keys: set[str] = set()
-        for term in self.face_terms:
-            if isinstance(term, BoolTerm):
-                keys.add(term.key)
-            elif isinstance(term, GenderTerm):
-                keys.add("Gender")
-            elif isinstance(term, EmotionTerm):
-                keys.add("Emotions")
-            elif isinstance(term, AgeTerm):
-                keys.add("AgeRange")
-        return keys
+        return {term.attribute for term in self.face_terms}
 
     def explain(self) -> str:
         """How the query was understood, for people (``--explain``)."""
@@ -275,18 +257,398 @@ def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-# -- tokenizer -------------------------------------------------------------------------------
+# -- words -----------------------------------------------------------------------------------
+
+NEGATIONS = frozenset({"not", "no", "without", "non", "never", "nobody", "isn't", "aren't", "don't", "doesn't"})
+
+#: Words that count faces after a number or a "no" ("3 people", "no persons", "2 faces").
+FACE_WORDS = ("faces", "face", "people", "persons", "person")
+#: Those of :data:`FACE_WORDS` that alone ask for an image with faces; the others are fillers.
+_FACES_ALONE = "faces,face"
+
+#: The names of the exact face-count term (``faces>=3``).
+_FACE_COUNT_NAMES = ("faces", "face_count", "face-count")
+
+FILLERS = frozenset(
+    """photos photo pictures picture pics pic images image shots shot
+    of with and who are is wearing wear wears have has having a an the in their that show showing
+    shows all any some years year old yo y/o find me where which whose whom someone somebody
+    everyone everybody there them they he she his her its it be being look looking looks
+    appear appearing appears also by for on containing contain contains featuring including
+    visible only just""".split()
+) | (frozenset(FACE_WORDS) - set(split_words(_FACES_ALONE)))
+
+#: Comparators around a number -> the comparison. Those beginning with "or" only follow the
+#: number ("3 or more"); the others may come before it ("over 40") or after it ("40 and over").
+_COMPARATORS: dict[str, str] = {
+    "over": ">", "above": ">", "older than": ">", "more than": ">", "greater than": ">",
+    "under": "<", "below": "<", "younger than": "<", "less than": "<", "fewer than": "<",
+    "at least": ">=", "at most": "<=", "or more": ">=", "or older": ">=", "or less": "<=",
+    "or fewer": "<=", "or younger": "<=", "and up": ">=", "and over": ">=", "and older": ">=",
+    "and under": "<=", "and younger": "<=",
+}
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "single": 1,
+}
+_DECADES = {
+    "teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50,
+    "sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90,
+}
+#: Words before an age: "aged 40", "age 20-30", "between 20 and 30", "from 20 to 30".
+_AGE_WORDS = ("aged", "age", "ages", "between", "from")
+#: What may follow an age ("40 years old", "18 years of age"); the first four make a bare number an age.
+_YEARS = ("years", "year", "yo", "y/o", "old", "of", "age")
+_AGE_UNITS = _YEARS[:4]
+#: Words for how many faces an image has -> (fewest, most).
+_IMAGE_WORDS: dict[str, tuple[int, int | None]] = {
+    "group photos,group photo,group pictures,group picture,group shots,group shot,groups,group,crowd,crowds": (3, None),
+    "portraits,portrait,alone,solo": (1, 1),
+    _FACES_ALONE: (1, None),
+}
+_TRUE = frozenset({"true", "yes", "1", "y", "t", "on"})
+_FALSE = frozenset({"false", "no", "0", "n", "f", "off"})
+
+#: Builds the terms of a word or rule, given whether it is negated.
+Build = Callable[[bool], tuple[Term, ...]]
+
+
+def _boolean(key: str, value: bool) -> Build:
+    return lambda negated: (BoolTerm(key, value != negated),)
+
+
+def _gender(value: str) -> Build:
+    other = next(v for v, _words in GENDER.values if v != value)
+    return lambda negated: (GenderTerm(other if negated else value),)
+
+
+def _emotion(value: str) -> Build:
+    return lambda negated: (EmotionTerm(value, negated),)
+
+
+def _age_group(group: AgeGroup) -> Build:
+    return lambda negated: (AgeTerm.of(group, negated),)
+
+
+def _face_count_words(lo: int, hi: int | None) -> Build:
+    return lambda negated: (FaceCountTerm(lo, hi, negated),)
+
+
+def _clear_glasses(negated: bool) -> tuple[Term, ...]:
+    """"eyeglasses": eyewear that is not sunglasses; negated, no eyewear at all."""
+    if negated:
+        return (BoolTerm("Eyeglasses", False),)
+    return BoolTerm("Eyeglasses", True), BoolTerm("Sunglasses", False)
+
+
+def _clean_shaven(negated: bool) -> tuple[Term, ...]:
+    if negated:
+        raise QueryError("'not clean-shaven' is not supported: ask for 'beard' or 'mustache'")
+    return BoolTerm("Beard", False), BoolTerm("Mustache", False)
+
+
+#: Words that name two attributes at once.
+_COMBINATIONS: dict[str, Build] = {
+    "eyeglasses,spectacles,specs,bespectacled": _clear_glasses,
+    "clean-shaven,clean shaven,cleanshaven,shaven": _clean_shaven,
+}
+
+
+def _category_words(category: Category, build: Callable[[str], Build]) -> dict[str, Build]:
+    return {word: build(value) for value, words in category.value_words.items() for word in words}
+
+
+_GENDER_WORDS = _category_words(GENDER, _gender)
+_EMOTION_WORDS = _category_words(EMOTION, _emotion)
+
+
+def _phrase_table() -> dict[str, Build]:
+    """Every word and fixed phrase (space-separated) -> what it asks for."""
+    table: dict[str, Build] = {}
+    for attribute in BOOLEANS:
+        table |= {word: _boolean(attribute.key, True) for word in split_words(attribute.words)}
+        table |= {word: _boolean(attribute.key, False) for word in split_words(attribute.false_words)}
+    table |= _GENDER_WORDS | _EMOTION_WORDS
+    table |= {word: _age_group(group) for group in AGE.groups for word in split_words(group.words)}
+    table |= {word: _face_count_words(*faces) for words, faces in _IMAGE_WORDS.items() for word in split_words(words)}
+    table |= {word: build for words, build in _COMBINATIONS.items() for word in split_words(words)}
+    return table
+
+
+_PHRASES = _phrase_table()
+#: Exact names of yes/no attributes (``eyes_open``): alone, the attribute holds; ``-eyes_open``
+#: means ``eyes_open=false``.
+_BOOLEAN_NAMES = {name: attribute for attribute in BOOLEANS for name in attribute.names}
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def _value(text: str) -> float:
+    """A number as typed: digits or a number word. Found by fuzzing: 400 digits are ``inf``."""
+    value = float(_NUMBER_WORDS.get(text, text))
+    if not math.isfinite(value):
+        raise QueryError(f"number {text!r} is too large")
+    return value
+
+
+def _range(lo_text: str, hi_text: str, text: str) -> tuple[float, float]:
+    """The bounds of ``20-30``, ``between 20 and 30``, ``age:20-30``: the smaller one first."""
+    lo, hi = _value(lo_text), _value(hi_text)
+    if lo > hi:
+        raise QueryError(f"{text!r} is an empty range: write the smaller number first")
+    return lo, hi
+
+
+def _face_range(lo: float, hi: float, negated: bool, text: str) -> FaceCountTerm:
+    """Found by fuzzing: ``1.5-3 faces`` silently became ``1-3``."""
+    if lo != int(lo) or hi != int(hi):
+        raise QueryError(f"{text!r}: a number of faces must be a whole number")
+    return FaceCountTerm(int(lo), int(hi), negated)
+
+
+def _face_count(op: str, value: float, negated: bool, text: str) -> FaceCountTerm:
+    """``op value`` faces, op one of = > >= < <=."""
+    if value != int(value):
+        raise QueryError(f"{text!r}: a number of faces must be a whole number")
+    n = int(value)
+    lo, hi = {"=": (n, n), ">": (n + 1, None), ">=": (n, None), "<": (0, n - 1), "<=": (0, n)}[op]
+    if hi is not None and hi < lo:
+        raise QueryError(f"{text!r}: no image has fewer than 0 faces")
+    return FaceCountTerm(lo, hi, negated)
+
+
+def _age_compare(op: str, value: float, negated: bool) -> AgeTerm:
+    """``age op value``; ``=`` means the year of that age (40 <= age < 41)."""
+    lo, lo_inclusive, hi, hi_inclusive = {
+        "=": (value, True, value + 1, False),
+        ">": (value, False, None, False),
+        ">=": (value, True, None, False),
+        "<": (None, False, value, False),
+        "<=": (None, False, value, True),
+    }[op]
+    return AgeTerm(lo, lo_inclusive, hi, hi_inclusive, negated)
+
+
+def _decade(text: str) -> int:
+    return _DECADES[text] if text in _DECADES else int(text[:2])
+
+
+# -- the rules -------------------------------------------------------------------------------
+#
+# A rule is a pattern over the tokens joined by single spaces, tried at the start of a token, and
+# a builder that turns its match into terms (or raises the error it stands for). The patterns
+# are made of the pieces below; every piece ends at the end of a token.
+
+_END = r"(?![^ ])"
+
+
+def _one_of(words: Iterable[str]) -> str:
+    """Any of ``words`` (each one token or a fixed phrase), the longest first: 'older than' before 'older'."""
+    return "(?:" + "|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True)) + ")" + _END
+
+
+_DIGITS = r"\d+(?:\.\d+)?"
+_NUMBER = rf"(?:{_DIGITS}{_END}|{_one_of(_NUMBER_WORDS)})"
+_RANGE = rf"(?P<lo>{_DIGITS})(?:-|\.\.|–)(?P<hi>{_DIGITS}){_END}"
+_EXACT = r"(?P<name>[a-z_][a-z_-]*?)(?P<op>>=|<=|==|!=|=|:|>|<)(?P<value>[^ ]*)"
+_FACES = _one_of(FACE_WORDS)
+_AFTER_AGE = rf"(?: {_one_of(_YEARS)})*"
+_DECADE = rf"(?:{_one_of(_DECADES)}|\d0'?s{_END})"
+_BEFORE = _one_of(word for word in _COMPARATORS if not word.startswith("or "))
+_AFTER = _one_of(_COMPARATORS)
+_AND = _one_of(("and", "to", "-"))
+_AGE_WORD = _one_of(_AGE_WORDS)
+_AGE_PREFIX = rf"(?:{_one_of(('age', 'ages'))} )?"  # "age over 40"
+
+
+class _Step(enum.Enum):
+    """What a rule did besides building terms."""
+
+    NEGATE = "negate"  # a negation: the next term is negated (twice: not negated)
+    SKIP = "skip"  # a filler: the negation, if any, waits for the next term
+
+
+Built = tuple[Term, ...] | _Step
+Rule = Callable[[re.Match[str], bool], Built]
+
+
+def _compared_faces(m: re.Match[str], negated: bool) -> Built:
+    """"3 faces", "at least 3 people", "3 or more persons"."""
+    op = _COMPARATORS[m["op"]] if m["op"] else "="
+    return (_face_count(op, _value(m["n"]), negated, m[0]),)
+
+
+def _compared_age(m: re.Match[str], negated: bool) -> Built:
+    """"over 40", "40 and over", "age under 30"."""
+    return (_age_compare(_COMPARATORS[m["op"]], _value(m["n"]), negated),)
+
+
+def _range_term(m: re.Match[str], negated: bool) -> Built:
+    """"20-30", "aged 20 to 30" (ages, both included), "2-4 faces", "between 2 and 4 people"."""
+    lo, hi = _range(m["lo"], m["hi"], m[0])
+    if m.groupdict().get("faces"):
+        return (_face_range(lo, hi, negated, m[0]),)
+    return (AgeTerm(lo, True, hi, True, negated),)
+
+
+def _aged(m: re.Match[str], negated: bool) -> Built:
+    """"40 years old", "aged 40": that year of age."""
+    return (_age_compare("=", _value(m["n"]), negated),)
+
+
+def _decade_term(m: re.Match[str], negated: bool) -> Built:
+    """"thirties", "30s", "aged 30's"."""
+    decade = _decade(m["decade"])
+    return (AgeTerm(decade, True, decade + 10, False, negated),)
+
+
+def _fail(message: str) -> Rule:
+    """A rule for a known mistake: its message, formatted with the match's groups."""
+
+    def fail(m: re.Match[str], negated: bool) -> Built:
+        raise QueryError(message.format(*m.groups()))
+
+    return fail
+
+
+def _unclear_number(m: re.Match[str], negated: bool) -> Built:
+    n = _fmt(_value(m["n"]))
+    raise QueryError(f"number {m['n']!r} alone is unclear: write 'over {n}', 'aged {n}' or '{n} faces'")
+
+
+def _age_missing(m: re.Match[str], negated: bool) -> Built:
+    example = f"{m['word']!r} must be followed by an age, e.g. '{m['word']} 20-30'"
+    raise QueryError(f"{example}, not {m['next']!r}" if m["next"] else example)
+
+
+def _exact(m: re.Match[str], negated: bool) -> Built:
+    """``beard=false``, ``gender:male``, ``age>40``, ``age:30-40``, ``emotion:happy``, ``faces>=3``."""
+    op = m["op"]
+    if op == "!=":
+        negated, op = not negated, "="
+    elif op in ("==", ":"):
+        op = "="
+    ask = _EXACT_NAMES.get(m["name"])
+    if ask is None:
+        raise _unknown(m[0])
+    return ask(m, op, negated)
+
+
+ExactTerm = Callable[[re.Match[str], str, bool], tuple[Term, ...]]
+
+
+def _exact_boolean(key: str) -> ExactTerm:
+    def ask(m: re.Match[str], op: str, negated: bool) -> tuple[Term, ...]:
+        if op != "=":
+            raise QueryError(f"{m[0]!r}: a yes/no attribute takes '=true' or '=false'")
+        if m["value"] not in _TRUE | _FALSE:
+            raise QueryError(f"{m[0]!r}: {m['name']} must be true or false, not {m['value']!r}")
+        return (BoolTerm(key, (m["value"] in _TRUE) != negated),)
+
+    return ask
+
+
+def _exact_gender(m: re.Match[str], op: str, negated: bool) -> tuple[Term, ...]:
+    build = _GENDER_WORDS.get(m["value"])
+    if op != "=" or build is None:
+        raise QueryError(f"{m[0]!r}: gender must be male or female")
+    return build(negated)
+
+
+def _exact_emotion(m: re.Match[str], op: str, negated: bool) -> tuple[Term, ...]:
+    value = m["value"]
+    build = _EMOTION_WORDS.get(value) or (_emotion(value.upper()) if value.upper() in EMOTION.value_words else None)
+    if op != "=" or build is None:
+        raise QueryError(f"{m[0]!r}: emotion must be one of {', '.join(v.lower() for v in EMOTION.value_words)}")
+    return build(negated)
+
+
+def _exact_range(m: re.Match[str], op: str) -> tuple[float, float] | None:
+    """The bounds of ``age:30-40`` or ``faces=2-4``; None when the value is not a range."""
+    bounds = re.fullmatch(_RANGE, m["value"])
+    return _range(bounds["lo"], bounds["hi"], m[0]) if bounds and op == "=" else None
+
+
+def _exact_number(m: re.Match[str]) -> float:
+    if not re.fullmatch(_NUMBER, m["value"]):
+        raise QueryError(f"{m[0]!r}: {m['name']} needs a number or a range like {m['name']}:2-4")
+    return _value(m["value"])
+
+
+def _exact_age(m: re.Match[str], op: str, negated: bool) -> tuple[Term, ...]:
+    bounds = _exact_range(m, op)
+    if bounds is not None:
+        return (AgeTerm(bounds[0], True, bounds[1], True, negated),)
+    return (_age_compare(op, _exact_number(m), negated),)
+
+
+def _exact_face_count(m: re.Match[str], op: str, negated: bool) -> tuple[Term, ...]:
+    bounds = _exact_range(m, op)
+    if bounds is not None:
+        return (_face_range(bounds[0], bounds[1], negated, m[0]),)
+    return (_face_count(op, _exact_number(m), negated, m[0]),)
+
+
+#: Exact term names -> what their value asks for.
+_EXACT_NAMES: dict[str, ExactTerm] = {
+    **{name: _exact_boolean(attribute.key) for name, attribute in _BOOLEAN_NAMES.items()},
+    **{name: _exact_gender for name in GENDER.exact},
+    **{name: _exact_emotion for name in EMOTION.exact},
+    **{name: _exact_age for name in AGE.exact},
+    **{name: _exact_face_count for name in _FACE_COUNT_NAMES},
+}
+
+#: The rules, tried in this order at each token. Each pattern is compiled when first tried (re
+#: caches it): most queries are words, so most never compile the rules about numbers.
+_RULES: list[tuple[str, Rule]] = [
+    # words: "smiling", "women", "group photos", "teens"
+    (rf"(?P<phrase>{_one_of(_PHRASES)})", lambda m, negated: _PHRASES[m["phrase"]](negated)),
+    # fillers: "photos of", "with", "people" (but "and over 40" compares)
+    (rf"(?!{_BEFORE}){_one_of(FILLERS)}", lambda m, negated: _Step.SKIP),
+    # "no faces", "without people", "zero persons": before "no" as a negation
+    (rf"{_one_of(('no', 'zero', 'without'))} {_FACES}", lambda m, negated: (FaceCountTerm(0, 0, negated),)),
+    (rf"(?P<negation>{_one_of(NEGATIONS)})(?: {_one_of(FILLERS)})*", lambda m, negated: _Step.NEGATE),
+    # the exact negation scripts write: "-smile" is smile=false, "-men" not men
+    (rf"-(?P<name>{_one_of(_BOOLEAN_NAMES)})", lambda m, negated: (BoolTerm(_BOOLEAN_NAMES[m["name"]].key, negated),)),
+    (rf"-(?P<phrase>{_one_of(_PHRASES)})", lambda m, negated: _PHRASES[m["phrase"]](not negated)),
+    # exact terms for scripts
+    (_EXACT, _exact),
+    # a comparator before a number: "over 40", "at least 3 faces", "age under 30"
+    (rf"{_AGE_PREFIX}(?P<op>{_BEFORE}) (?P<n>{_NUMBER}) {_FACES}", _compared_faces),
+    (rf"{_AGE_PREFIX}(?P<op>{_BEFORE}) (?P<n>{_NUMBER}){_AFTER_AGE}", _compared_age),
+    (rf"{_AGE_PREFIX}({_BEFORE})", _fail("{0!r} must be followed by a number, e.g. '{0} 40' or '{0} 2 faces'")),
+    # a range: "20-30", "2-4 faces"
+    (rf"{_RANGE}(?: (?P<faces>{_FACES}))?{_AFTER_AGE}", _range_term),
+    # a number: "3 faces", "3 or more people", "40 and over", "40 years old"
+    (rf"(?P<n>{_NUMBER})(?: (?P<op>{_AFTER}))? {_FACES}", _compared_faces),
+    (rf"(?P<n>{_NUMBER}) (?P<op>{_AFTER}){_AFTER_AGE}", _compared_age),
+    (rf"(?P<n>{_NUMBER}) {_one_of(_AGE_UNITS)}{_AFTER_AGE}", _aged),
+    (rf"(?P<n>{_NUMBER})", _unclear_number),
+    # an age word: "aged 30s", "aged 20-30", "between 2 and 4 faces", "from 20 to 30", "aged 40"
+    (rf"{_AGE_WORD} (?P<decade>{_DECADE})", _decade_term),
+    (rf"{_AGE_WORD} {_RANGE}{_AFTER_AGE}", _range_term),
+    (rf"between (?P<lo>{_NUMBER}) {_AND} (?P<hi>{_NUMBER}) (?P<faces>{_FACES})", _range_term),
+    (rf"{_AGE_WORD} (?P<lo>{_NUMBER}) {_AND} (?P<hi>{_NUMBER}){_AFTER_AGE}", _range_term),
+    (rf"between {_NUMBER}", _fail("'between' must be followed by 'N and M', e.g. 'between 20 and 30'")),
+    (rf"{_AGE_WORD} (?P<n>{_NUMBER}){_AFTER_AGE}", _aged),
+    (rf"(?P<word>{_AGE_WORD})(?: (?P<next>[^ ]+))?", _age_missing),
+    # exact names as words: "eyes_open"; decades: "thirties", "30s"
+    (_one_of(_BOOLEAN_NAMES), lambda m, negated: (BoolTerm(_BOOLEAN_NAMES[m[0]].key, not negated),)),
+    (rf"(?P<decade>{_DECADE})", _decade_term),
+    (rf"or{_END}", _fail("'or' is not supported: every term of a query must hold (run two searches instead)")),
+]
+
+
+# -- parser ----------------------------------------------------------------------------------
 
 
 def _tokens(text: str) -> list[str]:
     """Lower-case tokens; hyphenated words split (``non-smiling`` -> ``non smiling``) unless known."""
     out: list[str] = []
-    for raw in _TOKEN_RE.findall(text.lower()):
-        if raw in (",", ";"):
-            continue
-        token = raw.rstrip(".!?") or raw
-        token = token.replace("’", "'")
-        if _EXACT_RE.match(token) or _RANGE_RE.match(token) or token in _PHRASES:
+    for raw in re.findall(r"[^\s,;]+", text.lower()):
+        token = (raw.rstrip(".!?") or raw).replace("’", "'")
+        if re.fullmatch(_EXACT, token) or re.fullmatch(_RANGE, token) or token in _PHRASES:
             out.append(token)
         elif token.startswith("-") and len(token) > 1:
             out.append(token)  # exact negation: -smile
@@ -299,14 +661,9 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-# -- parser ----------------------------------------------------------------------------------
-
-
 def _vocabulary() -> list[str]:
-    words = set(_PHRASES) | set(_DECADES) | set(NEGATIONS) | {c for c in _COMPARATORS}
-    words |= {"aged", "between", "age", "gender", "emotion", "faces"}
-    words |= {f"{name}=" for name in ("gender", "emotion", "age", "faces")}
-    words |= set(_EXACT_BOOLEANS)
+    words = set(_PHRASES) | set(_DECADES) | NEGATIONS | set(_COMPARATORS) | set(_AGE_WORDS) | set(_EXACT_NAMES)
+    words |= {f"{name}=" for name in _EXACT_NAMES if name not in _BOOLEAN_NAMES}
     return sorted(words)
 
 
@@ -319,376 +676,33 @@ def _unknown(word: str) -> QueryError:
     return QueryError(f"unknown word {word!r} in query{hint}")
 
 
-def _number(token: str | None) -> float | None:
-    if token is None:
-        return None
-    if token in _NUMBER_WORDS:
-        return float(_NUMBER_WORDS[token])
-    if re.fullmatch(_NUM, token):
-        value = float(token)
-        return value if math.isfinite(value) else None
-    return None
+def _rule_at(line: str, pos: int) -> tuple[re.Match[str], Rule]:
+    """The first rule that matches at ``pos``, and its match."""
+    for pattern, rule in _RULES:
+        match = re.compile(pattern).match(line, pos)
+        if match:
+            return match, rule
+    raise _unknown(line[pos:].split(" ", 1)[0])
 
 
-def _decade(token: str) -> int | None:
-    if token in _DECADES:
-        return _DECADES[token]
-    match = re.fullmatch(r"(\d0)'?s", token)
-    return int(match.group(1)) if match else None
-
-
-class _Parser:
-    def __init__(self, text: str, min_confidence: float):
-        self.text = text
-        self.tokens = _tokens(text)
-        self.pos = 0
-        self.min_confidence = min_confidence
-        self.face: list[FaceTerm] = []
-        self.image: list[FaceCountTerm] = []
-
-    # helpers
-    def peek(self, offset: int = 0) -> str | None:
-        i = self.pos + offset
-        return self.tokens[i] if i < len(self.tokens) else None
-
-    def match_phrase(self, table: dict[str, Any]) -> tuple[str, int] | None:
-        """Longest phrase of ``table`` starting at the cursor: (phrase, number of tokens)."""
-        for length in (3, 2, 1):
-            words = self.tokens[self.pos : self.pos + length]
-            if len(words) == length and " ".join(words) in table:
-                return " ".join(words), length
-        return None
-
-    def add_face(self, term: FaceTerm) -> None:
-        if term not in self.face:
-            self.face.append(term)
-
-    def add_image(self, term: FaceCountTerm) -> None:
-        if term not in self.image:
-            self.image.append(term)
-
-    def parse(self) -> Query:
-        while self.pos < len(self.tokens):
-            self.term(negated=False)
-        if not self.face and not self.image:
-            raise QueryError(f"query {self.text!r} asks for nothing: name an attribute, e.g. 'smiling women over 40'")
-        return Query(self.text, tuple(self.face), tuple(self.image), self.min_confidence)
-
-    def term(self, negated: bool) -> None:
-        token = self.tokens[self.pos]
-
-        # negation: applies to the next term (fillers in between are skipped: "without any glasses").
-        # A loop, not a recursion per word: "not not ... smiling" must not exhaust the stack.
-        while token in NEGATIONS and not self._is_no_faces():
-            self.pos += 1
-            while self.peek() in FILLERS:
-                self.pos += 1
-            if self.peek() is None:
-                raise QueryError(f"{token!r} at the end of the query negates nothing")
-            negated = not negated
-            token = self.tokens[self.pos]
-
-        # exact terms for scripts
-        if token.startswith("-") and len(token) > 1 and not _RANGE_RE.match(token):
-            name = token[1:]
-            self.pos += 1
-            if name in _EXACT_BOOLEANS:
-                self.add_face(BoolTerm(_EXACT_BOOLEANS[name], negated))
-                return
-            if name not in _PHRASES:
-                raise _unknown(token)
-            self.tokens.insert(self.pos, name)
-            self.term(negated=not negated)
-            return
-        if token in _EXACT_BOOLEANS and token not in _PHRASES:
-            self.pos += 1
-            self.add_face(BoolTerm(_EXACT_BOOLEANS[token], not negated))
-            return
-        exact = _EXACT_RE.match(token)
-        if exact:
-            self.pos += 1
-            self.exact(exact.group("name"), exact.group("op"), exact.group("value"), negated, token)
-            return
-
-        # "no faces", "N faces", comparisons, ranges, decades
-        if self._is_no_faces():
-            self.pos += 2
-            self.add_image(FaceCountTerm(0, 0, negated))
-            return
-        if self.number_term(negated):
-            return
-        decade = _decade(token)
-        if decade is not None:
-            self.pos += 1
-            lo = 13 if token == "teens" else decade
-            self.add_face(AgeTerm(lo, True, decade + 10, False, negated))
-            return
-        if token in ("aged", "age", "ages", "between", "from"):
-            if self.age_words(token, negated):
-                return
-
-        phrase = self.match_phrase(_PHRASES)
-        if phrase is not None:
-            text, length = phrase
-            self.pos += length
-            self.meaning(_PHRASES[text], negated, text)
-            return
-
-        if token in FILLERS:
-            if negated:
-                raise QueryError(f"negation before {token!r} negates nothing")
-            self.pos += 1
-            return
-        if token == "or":
-            raise QueryError("'or' is not supported: every term of a query must hold (run two searches instead)")
-        raise _unknown(token)
-
-    def _is_no_faces(self) -> bool:
-        return self.peek() in ("no", "zero", "without") and self.peek(1) in ("faces", "face", "people", "person")
-
-    def meaning(self, meaning: tuple, negated: bool, text: str) -> None:
-        kind = meaning[0]
-        if kind == "bool":
-            self.add_face(BoolTerm(meaning[1], meaning[2] != negated))
-        elif kind == "shaven":
-            if negated:
-                raise QueryError("'not clean-shaven' is not supported: ask for 'beard' or 'mustache'")
-            self.add_face(BoolTerm("Beard", False))
-            self.add_face(BoolTerm("Mustache", False))
-        elif kind == "clear glasses":
-            self.add_face(BoolTerm("Eyeglasses", not negated))
-            if not negated:
-                self.add_face(BoolTerm("Sunglasses", False))
-        elif kind == "gender":
-            value = meaning[1]
-            if negated:
-                value = "Female" if value == "Male" else "Male"
-            self.add_face(GenderTerm(value))
-        elif kind == "emotion":
-            self.add_face(EmotionTerm(meaning[1], negated))
-        elif kind == "age":
-            self.add_face(AgeTerm(meaning[1], meaning[2], meaning[3], meaning[4], negated))
-        elif kind == "faces":
-            self.add_image(FaceCountTerm(meaning[1], meaning[2], negated))
-        else:  # pragma: no cover
-            raise QueryError(f"cannot use {text!r} here")
-
-    def _faces_follow(self, offset: int) -> int:
-        """Number of tokens of a 'faces' word at ``offset`` (0 if none)."""
-        return 1 if self.peek(offset) in ("faces", "face", "people", "persons") else 0
-
-    def number_term(self, negated: bool) -> bool:
-        """``over 40``, ``3 faces``, ``3 or more faces``, ``at least 3 faces``, ``20-30``, ``40 and over``."""
-        comparator = self.match_phrase(_COMPARATORS)
-        start = self.pos
-        op = None
-        if comparator is not None and comparator[0] not in ("or more", "or older", "or less", "or fewer", "or younger"):
-            op = _COMPARATORS[comparator[0]]
-            offset = comparator[1]
-            value = _number(self.peek(offset))
-            if value is None:
-                raise QueryError(
-                    f"{comparator[0]!r} must be followed by a number, e.g. '{comparator[0]} 40' or '{comparator[0]} 2 faces'"
-                )
-            offset += 1
-        else:
-            token = self.peek()
-            range_match = _RANGE_RE.match(token or "")
-            if range_match:
-                lo, hi = _range_bounds(range_match, token)
-                if lo > hi:
-                    raise QueryError(f"range {token!r} is empty: write the smaller number first")
-                faces = self._faces_follow(1)
-                self.pos += 1 + faces
-                self._skip_years()
-                if faces:
-                    self.add_image(_face_range(lo, hi, negated, token))
-                else:
-                    self.add_face(AgeTerm(lo, True, hi, True, negated))
-                return True
-            value = _number(token)
-            if value is None:
-                return False
-            offset = 1
-            trailing = self.match_phrase_at(offset, _COMPARATORS)
-            if trailing is not None:
-                op = _COMPARATORS[trailing[0]]
-                offset += trailing[1]
-        faces = self._faces_follow(offset)
-        if not faces and op is None:
-            # a bare number: "40 year old" means aged 40, "3" alone is unclear
-            if self.peek(offset) in ("years", "year", "yo", "y/o"):
-                self.pos = start + offset
-                self._skip_years()
-                self.add_face(AgeTerm(value, True, value + 1, False, negated))
-                return True
-            raise QueryError(
-                f"number {self.peek(offset - 1)!r} alone is unclear: write 'over {_fmt(value)}', "
-                f"'aged {_fmt(value)}' or '{_fmt(value)} faces'"
-            )
-        self.pos = start + offset + faces
-        if faces:
-            if value != int(value) or value < 0:
-                raise QueryError(f"a number of faces must be a whole number, not {_fmt(value)}")
-            n = int(value)
-            lo, hi = {"=": (n, n), None: (n, n), ">": (n + 1, None), ">=": (n, None), "<": (0, n - 1), "<=": (0, n)}[op]
-            if hi is not None and hi < lo:
-                raise QueryError(f"no image can have fewer than {n} faces")
-            self.add_image(FaceCountTerm(lo, hi, negated))
-        else:
-            self._skip_years()
-            self.add_face(_age_compare(op, value, negated))
-        return True
-
-    def match_phrase_at(self, offset: int, table: dict[str, Any]) -> tuple[str, int] | None:
-        saved = self.pos
-        self.pos += offset
-        try:
-            return self.match_phrase(table)
-        finally:
-            self.pos = saved
-
-    def _skip_years(self) -> None:
-        while self.peek() in ("years", "year", "old", "yo", "y/o", "of", "age"):
-            # "of age" only after a number: "18 years of age"
-            self.pos += 1
-
-    def age_words(self, token: str, negated: bool) -> bool:
-        """``aged 20-30``, ``aged 20 to 30``, ``between 20 and 30``, ``aged 40``, ``age 30s``."""
-        nxt = self.peek(1)
-        if nxt is None:
-            raise QueryError(f"{token!r} must be followed by an age, e.g. '{token} 20-30'")
-        decade = _decade(nxt)
-        range_match = _RANGE_RE.match(nxt)
-        if decade is not None:
-            self.pos += 2
-            self.add_face(AgeTerm(decade, True, decade + 10, False, negated))
-            return True
-        if range_match:
-            lo, hi = _range_bounds(range_match, nxt)
-            if lo > hi:
-                raise QueryError(f"range {nxt!r} is empty: write the smaller number first")
-            self.pos += 2
-            self._skip_years()
-            self.add_face(AgeTerm(lo, True, hi, True, negated))
-            return True
-        lo = _number(nxt)
-        if lo is None:
-            if token in ("age", "ages") and (self.match_phrase_at(1, _COMPARATORS) is not None):
-                self.pos += 1  # "age over 40"
-                return self.number_term(negated)
-            raise QueryError(f"{token!r} must be followed by an age, e.g. '{token} 20-30', not {nxt!r}")
-        if self.peek(2) in ("and", "to", "-") and _number(self.peek(3)) is not None:
-            hi = _number(self.peek(3))
-            assert hi is not None
-            if token == "between" and self._faces_follow(4):
-                self.pos += 5
-                self.add_image(_face_range(lo, hi, negated, f"between {_fmt(lo)} and {_fmt(hi)}"))
-                return True
-            if lo > hi:
-                raise QueryError(f"'{_fmt(lo)} to {_fmt(hi)}' is empty: write the smaller number first")
-            self.pos += 4
-            self._skip_years()
-            self.add_face(AgeTerm(lo, True, hi, True, negated))
-            return True
-        if token == "between":
-            raise QueryError("'between' must be followed by 'N and M', e.g. 'between 20 and 30'")
-        self.pos += 2
-        self._skip_years()
-        self.add_face(AgeTerm(lo, True, lo + 1, False, negated))
-        return True
-
-    def exact(self, name: str, op: str, value: str, negated: bool, token: str) -> None:
-        """``beard=false``, ``gender:male``, ``age>40``, ``age:30-40``, ``emotion:happy``, ``faces>=3``."""
-        if op == "!=":
-            negated, op = not negated, "="
-        if op == "==":
-            op = "="
-        if name in _EXACT_BOOLEANS:
-            if op not in ("=", ":"):
-                raise QueryError(f"{token!r}: a yes/no attribute takes '=true' or '=false'")
-            if value in _TRUE:
-                flag = True
-            elif value in _FALSE:
-                flag = False
-            else:
-                raise QueryError(f"{token!r}: {name} must be true or false, not {value!r}")
-            self.add_face(BoolTerm(_EXACT_BOOLEANS[name], flag != negated))
-            return
-        if name == "gender":
-            meaning = _PHRASES.get(value)
-            if op not in ("=", ":") or meaning is None or meaning[0] != "gender":
-                raise QueryError(f"{token!r}: gender must be male or female")
-            self.meaning(meaning, negated, token)
-            return
-        if name in ("emotion", "emotions"):
-            meaning = _PHRASES.get(value)
-            if meaning is None and value.upper() in EMOTIONS:
-                meaning = ("emotion", value.upper())
-            if op not in ("=", ":") or meaning is None or meaning[0] != "emotion":
-                raise QueryError(f"{token!r}: emotion must be one of {', '.join(e.lower() for e in EMOTIONS)}")
-            self.meaning(meaning, negated, token)
-            return
-        if name in ("age", "faces", "face_count", "face-count"):
-            range_match = _RANGE_RE.match(value)
-            number = _number(value)
-            if range_match and op in ("=", ":"):
-                lo, hi = _range_bounds(range_match, token)
-                if lo > hi:
-                    raise QueryError(f"{token!r}: the range is empty, write the smaller number first")
-                if name == "age":
-                    self.add_face(AgeTerm(lo, True, hi, True, negated))
-                else:
-                    self.add_image(_face_range(lo, hi, negated, token))
-                return
-            if number is None:
-                raise QueryError(f"{token!r}: {name} needs a number or a range like {name}:2-4")
-            if name == "age":
-                if op in ("=", ":"):
-                    self.add_face(AgeTerm(number, True, number + 1, False, negated))
-                else:
-                    self.add_face(_age_compare(op, number, negated))
-                return
-            if number != int(number):
-                raise QueryError(f"{token!r}: a number of faces must be a whole number")
-            n = int(number)
-            lo, hi = {"=": (n, n), ":": (n, n), ">": (n + 1, None), ">=": (n, None), "<": (0, n - 1), "<=": (0, n)}[op]
-            if hi is not None and hi < lo:
-                raise QueryError(f"{token!r}: no image has fewer than 0 faces")
-            self.add_image(FaceCountTerm(lo, hi, negated))
-            return
-        raise _unknown(token)
-
-
-def _range_bounds(match: re.Match, text: str) -> tuple[float, float]:
-    """The two numbers of ``N-M``; found by fuzzing: a 400-digit bound was ``inf`` (then an
-    OverflowError turning it into a face count)."""
-    lo, hi = _number(match.group(1)), _number(match.group(2))
-    if lo is None or hi is None:
-        raise QueryError(f"{text!r}: number too large")
-    return lo, hi
-
-
-def _face_range(lo: float, hi: float, negated: bool, text: str) -> FaceCountTerm:
-    """``lo..hi`` faces; found by fuzzing: ``between 5 and 3 faces`` was silently empty and
-    ``1.5-3 faces`` silently became ``1-3``."""
-    if lo != int(lo) or hi != int(hi):
-        raise QueryError(f"{text!r}: a number of faces must be a whole number")
-    if lo > hi:
-        raise QueryError(f"{text!r}: the range is empty, write the smaller number first")
-    return FaceCountTerm(int(lo), int(hi), negated)
-
-
-def _age_compare(op: str | None, value: float, negated: bool) -> AgeTerm:
-    if op == ">":
-        return AgeTerm(value, False, None, False, negated)
-    if op == ">=":
-        return AgeTerm(value, True, None, False, negated)
-    if op == "<":
-        return AgeTerm(None, False, value, False, negated)
-    if op == "<=":
-        return AgeTerm(None, False, value, True, negated)
-    return AgeTerm(value, True, value + 1, False, negated)
+def _read(text: str) -> list[Term]:
+    """The terms of ``text``, in order, each once: the rules applied token after token."""
+    line = " ".join(_tokens(text))
+    terms: list[Term] = []
+    negated, negation = False, ""  # negation: the last negation word, until a term takes it
+    pos = 0
+    while pos < len(line):
+        match, rule = _rule_at(line, pos)
+        built = rule(match, negated)
+        pos = match.end() + 1
+        if built is _Step.NEGATE:
+            negated, negation = not negated, match["negation"]
+        elif built is not _Step.SKIP:
+            terms += [term for term in built if term not in terms]
+            negated, negation = False, ""
+    if negation:
+        raise QueryError(f"{negation!r} at the end of the query negates nothing")
+    return terms
 
 
 def parse(text: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Query:
@@ -703,53 +717,33 @@ def parse(text: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Query:
         raise QueryError(f"--min-confidence must be from 0 to 100, not {_fmt(threshold)}")
     if not text.strip():
         raise QueryError("empty query: say what to look for, e.g. 'smiling women over 40'")
-    return _Parser(text.strip(), threshold).parse()
+    terms = _read(text.strip())
+    face = tuple(term for term in terms if not isinstance(term, FaceCountTerm))
+    image = tuple(term for term in terms if isinstance(term, FaceCountTerm))
+    if not face and not image:
+        raise QueryError(f"query {text.strip()!r} asks for nothing: name an attribute, e.g. 'smiling women over 40'")
+    return Query(text.strip(), face, image, threshold)
 
 
 # -- compiler --------------------------------------------------------------------------------
 
 
-def _term_condition(term: FaceTerm, threshold: float, faces: Any) -> Any:
-    from sqlalchemy import and_, literal, not_, or_
+def _faces_table(faces: Any) -> Any:
+    if faces is None:
+        from .store.models import faces_table
 
-    c = faces.c if hasattr(faces, "c") else faces
-    if isinstance(term, BoolTerm):
-        stem = BOOLEANS[term.key][0]
-        value_col, conf_col = getattr(c, stem), getattr(c, f"{stem}_confidence")
-        # "= true/false" (not IS), so the (value, confidence) index is used; NULL matches nothing.
-        return and_(value_col == literal(term.value), conf_col >= literal(threshold))
-    if isinstance(term, GenderTerm):
-        return and_(c.gender == literal(term.value), c.gender_confidence >= literal(threshold))
-    if isinstance(term, EmotionTerm):
-        holds = and_(c.emotion == literal(term.value), c.emotion_confidence >= literal(threshold))
-        if term.negated:
-            return and_(c.emotion.is_not(None), not_(holds))
-        return holds
-    if isinstance(term, AgeTerm):
-        parts = []
-        if term.lo is not None:
-            parts.append(c.age_mid >= literal(term.lo) if term.lo_inclusive else c.age_mid > literal(term.lo))
-        if term.hi is not None:
-            parts.append(c.age_mid <= literal(term.hi) if term.hi_inclusive else c.age_mid < literal(term.hi))
-        if not parts:
-            parts.append(c.age_mid.is_not(None))
-        if term.negated:
-            return and_(c.age_mid.is_not(None), or_(*[not_(p) for p in parts]))
-        return and_(*parts)
-    raise TypeError(term)  # pragma: no cover
+        return faces_table
+    return faces
 
 
 def face_condition(query: Query, faces: Any = None) -> Any | None:
     """One SQL condition on a faces row: every face term holds on it. None without face terms."""
     from sqlalchemy import and_
 
-    if faces is None:
-        from .store.models import Face
-
-        faces = Face.__table__
     if not query.face_terms:
         return None
-    return and_(*[_term_condition(term, query.min_confidence, faces) for term in query.face_terms])
+    c = _faces_table(faces).c
+    return and_(*[term.condition(c, query.min_confidence) for term in query.face_terms])
 
 
 def image_conditions(query: Query, images: Any = None, *, face_count: Any = None) -> list[Any]:
@@ -757,36 +751,16 @@ def image_conditions(query: Query, images: Any = None, *, face_count: Any = None
 
     ``face_count`` replaces the column by an expression of it (e.g. ``face_count + 0``, which
     keeps a planner from using the face-count index when a walk in URI order is cheaper)."""
-    from sqlalchemy import and_, literal, not_
+    if face_count is None:
+        if images is None:
+            from .store.models import images_table
 
-    if images is None:
-        from .store.models import Image
-
-        images = Image.__table__
-    column = images.c.face_count if face_count is None else face_count
-    out = []
-    for term in query.image_terms:
-        parts = [column >= literal(term.lo)]
-        if term.hi is not None:
-            parts.append(column <= literal(term.hi))
-        condition = and_(*parts)
-        out.append(not_(condition) if term.negated else condition)
-    return out
+            images = images_table
+        face_count = images.c.face_count
+    return [term.condition(face_count) for term in query.image_terms]
 
 
 def match_confidence(query: Query, faces: Any = None) -> list[Any]:
     """The confidence columns of the query's face terms (what ``--order confidence`` ranks on)."""
-    if faces is None:
-        from .store.models import Face
-
-        faces = Face.__table__
-    c = faces.c
-    columns = []
-    for term in query.face_terms:
-        if isinstance(term, BoolTerm):
-            columns.append(getattr(c, f"{BOOLEANS[term.key][0]}_confidence"))
-        elif isinstance(term, GenderTerm):
-            columns.append(c.gender_confidence)
-        elif isinstance(term, EmotionTerm) and not term.negated:
-            columns.append(c.emotion_confidence)
-    return columns
+    c = _faces_table(faces).c
+    return [column for term in query.face_terms if (column := term.confidence(c)) is not None]

@@ -15,33 +15,30 @@ Either way the answer is the same: the first ``limit`` matching images in URI or
 
 from __future__ import annotations
 
-import csv
 import json
 import weakref
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable
+from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import case, exists, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Alias
 
+from .attributes import AGE, BOOLEANS, EMOTION, GENDER, Category, Range, Searchable
+from .output import ORDERS
 from .query import (
-    BOOLEANS,
-    EMOTIONS,
     AgeTerm,
     BoolTerm,
     EmotionTerm,
+    FaceTerm,
     GenderTerm,
     Query,
     face_condition,
     image_conditions,
     match_confidence,
 )
-from .store.facedetail import stored_detail
-from .store.models import IMAGE_FAILED, IMAGE_INDEXED, Face, Image
-
-FORMATS = ("table", "json", "csv", "uris")
-ORDERS = ("uri", "confidence")
+from .store.facedetail import StoredFace
+from .store.models import IMAGE_FAILED, IMAGE_INDEXED, faces_table, images_table
 
 #: Images scanned in URI order before switching to the faces-side plan (see module docstring).
 URI_SCAN_BUDGET = 2000
@@ -50,8 +47,8 @@ URI_SCAN_MAX = 12000
 #: Bound parameters per ``IN (...)`` when fetching the faces of a page.
 _CHUNK = 500
 
-_faces = Face.__table__
-_images = Image.__table__
+_faces = faces_table
+_images = images_table
 
 #: Covering index of every searchable column behind image_id (migration 0002).
 SEARCH_INDEX = "ix_faces_search"
@@ -102,31 +99,19 @@ def _search_indexes(conn: Any) -> frozenset[str]:
     return _SEARCH_INDEXES[key]
 
 
-def _term_index(term: Any) -> str | None:
-    """The (value, image_id, confidence) index a single term can be answered from, if any."""
-    if isinstance(term, BoolTerm):
-        return f"ix_faces_{BOOLEANS[term.key][0]}"
-    if isinstance(term, GenderTerm):
-        return "ix_faces_gender"
-    if isinstance(term, EmotionTerm) and not term.negated:
-        return "ix_faces_emotion"
-    if isinstance(term, AgeTerm) and not term.negated:
-        return "ix_faces_age_mid"
-    return None
-
-
-def _faces_source(conn: Any, query: Query, *, probe: bool = False) -> Any:
+def _faces_source(conn: Any, query: Query, *, probe: bool = False, image_order: bool = False) -> Any:
     """The faces table, or on SQLite an alias forced onto the cheapest covering index.
 
     One term: its own attribute index (holds value, image id and confidence). Several terms, or a
-    probe by image id (``probe``): the covering ``ix_faces_search``.
+    probe by image id (``probe``): the covering ``ix_faces_search``. ``image_order``: the faces
+    must come in image order, which the age index (a range of values) does not give.
     """
     if conn.dialect.name != "sqlite":
         return _faces
     available = _search_indexes(conn)
     if not probe and len(query.face_terms) == 1:
-        index = _term_index(query.face_terms[0])
-        if index in available:
+        index = query.face_terms[0].index
+        if index in available and not (image_order and index == AGE.index):
             return _indexed(index)
     if SEARCH_INDEX in available:
         return _indexed(SEARCH_INDEX)
@@ -140,9 +125,29 @@ def _wide_source(conn: Any) -> Any:
     return _faces
 
 
-def _few_faces_per_image(query: Query) -> bool:
-    """True when an image term bounds the images to at most two faces ("portraits", "2 faces")."""
-    return any(term.hi is not None and term.hi <= 2 and not term.negated for term in query.image_terms)
+def _face_match(query: Query, faces: Any) -> Any:
+    """:func:`face_condition` of a query that has face terms (so never None)."""
+    condition = face_condition(query, faces)
+    assert condition is not None, "only for queries with face terms"
+    return condition
+
+
+def _faceless(query: Query) -> bool:
+    """Face terms asked of images that have no faces ("smiling, no faces"): nothing can match,
+    and no index would tell the database so quickly (it would try every face)."""
+    return bool(query.face_terms) and any(term.hi == 0 and not term.negated for term in query.image_terms)
+
+
+#: Below this many images matching the image terms, a count walks those images (see :func:`count`).
+FEW_IMAGES = 20000
+
+
+def _few_images(conn: Any, query: Query) -> bool:
+    """Do fewer than :data:`FEW_IMAGES` images match the query's image terms ("12 faces", "faces>10")?
+
+    Counted, not guessed: at most that many entries of the face-count index, a millisecond."""
+    matching = select(literal(1)).where(*image_conditions(query, _images)).limit(FEW_IMAGES).subquery()
+    return conn.execute(select(func.count()).select_from(matching)).scalar_one() < FEW_IMAGES
 
 
 def _tune(conn: Any, query: Query | None = None) -> None:
@@ -166,22 +171,34 @@ class ImageMatch:
     """One matching image: its URI and its matching faces (FaceDetail shape plus ``face_id``)."""
 
     uri: str
-    faces: list[dict[str, Any]] = field(default_factory=list)
+    #: The matching faces as stored; ``faces`` parses them on first use.
+    stored_faces: list[StoredFace] = field(default_factory=list)
     #: Faces stored for the image in all (``faces`` holds only those that matched).
     face_count: int = 0
     engine: str = ""
     #: Best matching face's score with ``order="confidence"``, else None.
     score: float | None = None
 
+    @property
+    def faces(self) -> list[dict[str, Any]]:
+        return [face.detail() for face in self.stored_faces]
+
     def as_json(self) -> dict[str, Any]:
         return {"uri": self.uri, "faces": self.faces}
+
+    def json_line(self) -> str:
+        """``as_json()`` as one compact line, the stored faces spliced in unparsed."""
+        uri = json.dumps(self.uri, ensure_ascii=False)
+        return f'{{"uri":{uri},"faces":[{",".join(face.json() for face in self.stored_faces)}]}}'
 
 
 # -- statements ----------------------------------------------------------------------------------
 
 
-def _image_filter(query: Query) -> list[Any]:
-    return [_images.c.status == literal(IMAGE_INDEXED), *image_conditions(query, _images)]
+def _image_filter(query: Query, *, face_count: Any = None) -> list[Any]:
+    """Indexed images whose face count the image terms accept (``face_count``: an expression of
+    the column to compare instead, see :func:`indexer.query.image_conditions`)."""
+    return [_images.c.status == literal(IMAGE_INDEXED), *image_conditions(query, _images, face_count=face_count)]
 
 
 def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, str, int, str]]:
@@ -199,7 +216,7 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
     matching_ids = None
     if query.face_terms:
         source = _faces_source(conn, query)
-        matching_ids = select(source.c.image_id).where(face_condition(query, source))
+        matching_ids = select(source.c.image_id).where(_face_match(query, source))
 
     def rest(after: str | None, n: int | None) -> list[tuple[int, str, int, str]]:
         statement = select(*columns).where(*filters)
@@ -215,14 +232,11 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
     if limit is None:
         return rest(None, None)
 
-    walk_filters = [
-        _images.c.status == literal(IMAGE_INDEXED),
-        *image_conditions(query, _images, face_count=_images.c.face_count + literal(0)),
-    ]
+    walk_filters = _image_filter(query, face_count=_images.c.face_count + literal(0))
     if query.face_terms:
         probe_faces = _faces_source(conn, query, probe=True)
         walk_filters.append(
-            exists().where(probe_faces.c.image_id == _images.c.id, face_condition(query, probe_faces))
+            exists().where(probe_faces.c.image_id == _images.c.id, _face_match(query, probe_faces))
         )
 
     rows: list[tuple[int, str, int, str]] = []
@@ -254,10 +268,17 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
 
 def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tuple[int, str, int, str, float | None]]:
     """Images ranked by their best matching face: the weakest confidence among the query's
-    attribute terms for that face (detection confidence when the query names none)."""
+    attribute terms for that face (detection confidence when the query names none), then URI.
+
+    With face terms and a limit, the page is first looked for among the ``2 * limit`` best
+    scored images (one pass over the matching faces' index, no image row read per match); only
+    when ties or the image terms leave that short is every matching image ranked.
+    """
     source = _faces_source(conn, query) if query.face_terms else _faces
     confidences = match_confidence(query, source)
     if not confidences:
+        # ranked by detection confidence, which only the covering ix_faces_search also holds
+        source = _wide_source(conn)
         score = source.c.confidence
     elif len(confidences) == 1:
         score = confidences[0]
@@ -270,23 +291,58 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
     condition = face_condition(query, source)
     if condition is not None:
         per_image = per_image.where(condition)
+    if limit is not None and query.face_terms:
+        page = _page_among_best(conn, query, source, per_image, limit)
+        if page is not None:
+            return page
+    return _ranked(conn, query, per_image, limit)
+
+
+def _ranked(conn: Any, query: Query, per_image: Any, limit: int | None) -> list[tuple[int, str, int, str, float | None]]:
+    """The matching images joined to their best score (``per_image``), ranked by score, then URI."""
     scores = per_image.subquery("scores")
     columns = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine, scores.c.score)
     if query.face_terms:
         statement = select(*columns).join_from(_images, scores, scores.c.image_id == _images.c.id)
     else:
         statement = select(*columns).outerjoin_from(_images, scores, scores.c.image_id == _images.c.id)
-    statement = statement.where(*_image_filter(query)).order_by(
-        func.coalesce(scores.c.score, literal(-1.0)).desc(), _images.c.uri
-    )
+    statement = statement.where(*_image_filter(query)).order_by(_rank(scores.c.score).desc(), _images.c.uri)
     if limit is not None:
         statement = statement.limit(limit)
     return [tuple(row) for row in conn.execute(statement)]
 
 
-def _faces_of(conn: Any, query: Query, image_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _page_among_best(
+    conn: Any, query: Query, source: Any, per_image: Any, limit: int
+) -> list[tuple[int, str, int, str, float | None]] | None:
+    """The page ranked among the ``2 * limit`` best scored images, or None when that cannot be
+    sure: every image left out scores at most the last candidate's score, so the page is right
+    when ``limit`` candidates pass the image filter and the last of them scores more than that."""
+    scores = per_image.subquery("scores")
+    rank = _rank(scores.c.score)
+    best = conn.execute(select(scores.c.image_id, rank).order_by(rank.desc()).limit(2 * limit)).all()
+    complete = len(best) < 2 * limit  # every matching image is a candidate
+    candidates = per_image.where(source.c.image_id.in_([image_id for image_id, _score in best]))
+    page = _ranked(conn, query, candidates, limit)
+    if complete or (len(page) == limit and _score_rank(page[-1][4]) > best[-1][1]):
+        return page
+    return None
+
+
+def _rank(score: Any) -> Any:
+    """What images are ranked by: the score, an image without one (no faces, or no detection
+    confidence stored) last. The same order on SQLite and PostgreSQL, whose NULLs sort apart."""
+    return func.coalesce(score, literal(-1.0))
+
+
+def _score_rank(score: float | None) -> float:
+    """:func:`_rank` of a score read back."""
+    return -1.0 if score is None else score
+
+
+def _faces_of(conn: Any, query: Query, image_ids: list[int]) -> dict[int, list[StoredFace]]:
     """The matching faces (all faces without face terms) of ``image_ids``, in face order."""
-    out: dict[int, list[dict[str, Any]]] = {image_id: [] for image_id in image_ids}
+    out: dict[int, list[StoredFace]] = {image_id: [] for image_id in image_ids}
     condition = face_condition(query, _faces)
     for start in range(0, len(image_ids), _CHUNK):
         chunk = image_ids[start : start + _CHUNK]
@@ -294,7 +350,7 @@ def _faces_of(conn: Any, query: Query, image_ids: list[int]) -> dict[int, list[d
         if condition is not None:
             statement = statement.where(condition)
         for face_id, image_id, raw in conn.execute(statement.order_by(_faces.c.image_id, _faces.c.face_index)):
-            out[image_id].append(stored_detail(raw, face_id))
+            out[image_id].append(StoredFace(face_id, raw))
     return out
 
 
@@ -317,7 +373,7 @@ def search(
         from .errors import QueryError
 
         raise QueryError(f"--limit must be 0 or more, not {limit}")
-    if limit == 0:
+    if limit == 0 or _faceless(query):
         return []
     with store.engine.connect() as conn:
         _tune(conn, query)
@@ -327,13 +383,15 @@ def search(
             page = [(*row, None) for row in _page_by_uri(conn, query, limit)]
         faces = _faces_of(conn, query, [row[0] for row in page]) if with_faces else {row[0]: [] for row in page}
     return [
-        ImageMatch(uri=uri, faces=faces[image_id], face_count=face_count, engine=engine, score=score)
+        ImageMatch(uri=uri, stored_faces=faces[image_id], face_count=face_count, engine=engine, score=score)
         for image_id, uri, face_count, engine, score in page
     ]
 
 
 def count(store: Any, query: Query) -> tuple[int, int]:
     """(matching images, matching faces). Without face terms, every face of a matching image counts."""
+    if _faceless(query):
+        return 0, 0
     with store.engine.connect() as conn:
         _tune(conn, query)
         if not query.face_terms:
@@ -342,16 +400,20 @@ def count(store: Any, query: Query) -> tuple[int, int]:
             )
             images, faces = conn.execute(statement).one()
             return int(images), int(faces)
-        source = _faces_source(conn, query)
-        statement = select(func.count(source.c.image_id.distinct()), func.count()).where(face_condition(query, source))
-        if query.image_terms:
-            images_ids = select(_images.c.id).where(*_image_filter(query))
-            if _few_faces_per_image(query):
-                # few images' worth of faces: walk those images (in id order) and probe their faces
-                statement = statement.where(source.c.image_id.in_(images_ids))
-            else:
-                # walk the matching faces and check each one's image
-                statement = statement.where((source.c.image_id + literal(0)).in_(images_ids))
+        # both plans with image terms go by image id: a probe per image, or a lookup per face
+        # that goes along the images' pages only when the faces come in image order
+        source = _faces_source(conn, query, image_order=bool(query.image_terms))
+        statement = select(func.count(source.c.image_id.distinct()), func.count()).where(_face_match(query, source))
+        if query.image_terms and _few_images(conn, query):
+            # few images: walk them (in id order) and probe each one's faces by image id
+            statement = statement.where(source.c.image_id.in_(select(_images.c.id).where(*_image_filter(query))))
+        elif query.image_terms:
+            # walk the matching faces and look each one's image up by primary key: cheaper than
+            # probing a list of the images (``IN``), and ``face_count + 0`` keeps the planner on
+            # this side (not walking every image of the face-count index and probing its faces)
+            statement = statement.join_from(source, _images, _images.c.id == source.c.image_id).where(
+                *_image_filter(query, face_count=_images.c.face_count + literal(0))
+            )
         images, faces = conn.execute(statement).one()
         return int(images), int(faces)
 
@@ -404,84 +466,61 @@ def capability_warnings(store: Any, query: Query) -> list[str]:
 def stats(store: Any, min_confidence: float = 50.0) -> dict[str, Any]:
     """Images, faces, failures, and per engine how many faces hold each attribute (with
     ``Confidence >= min_confidence``) and how many have a known value for it (coverage)."""
-    threshold = literal(float(min_confidence))
     with store.engine.connect() as conn:
         _tune(conn)
-        source = _wide_source(conn)
-        return _stats(conn, source, threshold, float(min_confidence))
+        return _stats(conn, _wide_source(conn), float(min_confidence))
 
 
-def _stats(conn: Any, source: Any, threshold: Any, min_confidence: float) -> dict[str, Any]:
-    c = source.c
-    columns: list[Any] = [func.count().label("faces")]
-    labels: list[tuple[str, str, str]] = []  # (label, group, name)
+def _counted(c: Any, threshold: float) -> list[tuple[tuple[str, ...], Any]]:
+    """What stats counts for an engine: where each count goes in its entry (a path of keys), and
+    the condition a face counted there meets. The attributes' own query terms say what holds."""
 
-    def add(label: str, expression: Any, group: str, name: str) -> None:
-        columns.append(func.coalesce(func.sum(case((expression, 1), else_=0)), 0).label(label))
-        labels.append((label, group, name))
+    def known(attribute: Searchable) -> tuple[tuple[str, ...], Any]:
+        return ("coverage", attribute.key), c[attribute.column].is_not(None)
 
-    for key, (stem, _yes, _no) in BOOLEANS.items():
-        value, confidence = getattr(c, stem), getattr(c, f"{stem}_confidence")
-        add(f"{stem}_known", value.is_not(None), "known", key)
-        add(f"{stem}_true", and_(value == literal(True), confidence >= threshold), "true", key)
-        add(f"{stem}_false", and_(value == literal(False), confidence >= threshold), "false", key)
-    add("gender_known", c.gender.is_not(None), "known", "Gender")
-    for gender in ("Male", "Female"):
-        add(f"gender_{gender}", and_(c.gender == literal(gender), c.gender_confidence >= threshold), "gender", gender)
-    add("age_known", c.age_mid.is_not(None), "known", "AgeRange")
-    for name, lo, hi in (("children", None, 13), ("teenagers", 13, 20), ("adults", 18, None), ("seniors", 65, None)):
-        parts = [c.age_mid.is_not(None)]
-        if lo is not None:
-            parts.append(c.age_mid >= literal(lo))
-        if hi is not None:
-            parts.append(c.age_mid < literal(hi))
-        add(f"age_{name}", and_(*parts), "age", name)
-    add("emotion_known", c.emotion.is_not(None), "known", "Emotions")
-    for emotion in EMOTIONS:
-        add(f"emotion_{emotion}", and_(c.emotion == literal(emotion), c.emotion_confidence >= threshold), "emotion", emotion)
+    counted = []
+    for boolean in BOOLEANS:
+        counted.append(known(boolean))
+        counted += [
+            (("attributes", boolean.key, str(value).lower()), BoolTerm(boolean.key, value).condition(c, threshold))
+            for value in (True, False)
+        ]
+    by_value: list[tuple[Category | Range, dict[str, FaceTerm]]] = [
+        (GENDER, {value: GenderTerm(value) for value in GENDER.value_words}),
+        (AGE, {group.name: AgeTerm.of(group) for group in AGE.groups}),
+        (EMOTION, {value: EmotionTerm(value) for value in EMOTION.value_words}),
+    ]
+    for attribute, terms in by_value:
+        counted.append(known(attribute))
+        counted += [((attribute.group, name), term.condition(c, threshold)) for name, term in terms.items()]
+    return counted
 
+
+def _stats(conn: Any, source: Any, min_confidence: float) -> dict[str, Any]:
+    counted = _counted(source.c, min_confidence)
+    columns = [func.count(), *[func.coalesce(func.sum(case((condition, 1), else_=0)), 0) for _path, condition in counted]]
     image_rows = conn.execute(
-        select(_images.c.engine, _images.c.status, func.count(), func.coalesce(func.sum(_images.c.face_count), 0))
-        .group_by(_images.c.engine, _images.c.status)
+        select(_images.c.engine, _images.c.status, func.count()).group_by(_images.c.engine, _images.c.status)
     ).all()
-    face_rows = []
-    for engine in sorted({row[0] for row in image_rows}):
-        # one pass per engine over the covering index (the faces' wide rows are never read)
-        engine_images = select(_images.c.id).where(_images.c.engine == literal(engine))
-        row = conn.execute(select(*columns).where(c.image_id.in_(engine_images))).mappings().one()
-        face_rows.append({"engine": engine, **row})
-
     engines: dict[str, dict[str, Any]] = {}
-
-    def engine_entry(name: str) -> dict[str, Any]:
-        return engines.setdefault(
-            name,
-            {"images": 0, "indexed": 0, "failed": 0, "faces": 0, "attributes": {}, "coverage": {}, "gender": {},
-             "age": {}, "emotions": {}},
-        )
-
-    for engine, status, n, _faces_n in image_rows:
-        entry = engine_entry(engine)
+    for engine, status, n in image_rows:
+        entry = engines.setdefault(engine, {"images": 0, "indexed": 0, "failed": 0, "faces": 0, "attributes": {}, "coverage": {}})
         entry["images"] += int(n)
         if status == IMAGE_INDEXED:
             entry["indexed"] += int(n)
         elif status == IMAGE_FAILED:
             entry["failed"] += int(n)
-    for row in face_rows:
-        entry = engine_entry(row["engine"])
-        entry["faces"] = int(row["faces"])
-        for label, group, name in labels:
-            value = int(row[label])
-            if group == "known":
-                entry["coverage"][name] = value
-            elif group in ("true", "false"):
-                entry["attributes"].setdefault(name, {})[group] = value
-            elif group == "gender":
-                entry["gender"][name] = value
-            elif group == "age":
-                entry["age"][name] = value
-            elif group == "emotion":
-                entry["emotions"][name] = value
+    for engine, entry in engines.items():
+        # one pass per engine over the covering index (the faces' wide rows are never read)
+        engine_images = select(_images.c.id).where(_images.c.engine == literal(engine))
+        faces, *counts = conn.execute(select(*columns).where(source.c.image_id.in_(engine_images))).one()
+        entry["faces"] = int(faces)
+        for (path, _condition), n in zip(counted, counts):
+            *groups, name = path
+            target = entry
+            for group in groups:
+                target = target.setdefault(group, {})
+            target[name] = int(n)
     return {
         "images": sum(e["images"] for e in engines.values()),
         "indexed": sum(e["indexed"] for e in engines.values()),
@@ -490,152 +529,3 @@ def _stats(conn: Any, source: Any, threshold: Any, min_confidence: float) -> dic
         "min_confidence": min_confidence,
         "engines": dict(sorted(engines.items())),
     }
-
-
-# -- output --------------------------------------------------------------------------------------
-
-#: Flat CSV columns, one row per matching face.
-CSV_COLUMNS = (
-    ["uri", "face_id", "confidence", "bbox_left", "bbox_top", "bbox_width", "bbox_height", "age_low", "age_high",
-     "gender", "gender_confidence"]
-    + [name for stem, _y, _n in BOOLEANS.values() for name in (stem, f"{stem}_confidence")]
-    + ["emotion", "emotion_confidence", "pose_roll", "pose_yaw", "pose_pitch", "quality_brightness",
-       "quality_sharpness"]
-)
-
-
-def _attr(detail: dict[str, Any], key: str, field_name: str) -> Any:
-    value = detail.get(key)
-    return value.get(field_name) if isinstance(value, dict) else None
-
-
-def _top_emotion(detail: dict[str, Any]) -> tuple[str, float] | None:
-    best = None
-    for emotion in detail.get("Emotions") or []:
-        kind, confidence = emotion.get("Type"), emotion.get("Confidence")
-        if kind is not None and confidence is not None and (best is None or confidence > best[1]):
-            best = (str(kind), float(confidence))
-    return best
-
-
-def flat_face(uri: str, detail: dict[str, Any]) -> dict[str, Any]:
-    """One face as flat CSV columns (empty = unknown)."""
-    top = _top_emotion(detail)
-    row: dict[str, Any] = {
-        "uri": uri,
-        "face_id": detail.get("face_id"),
-        "confidence": detail.get("Confidence"),
-        "bbox_left": _attr(detail, "BoundingBox", "Left"),
-        "bbox_top": _attr(detail, "BoundingBox", "Top"),
-        "bbox_width": _attr(detail, "BoundingBox", "Width"),
-        "bbox_height": _attr(detail, "BoundingBox", "Height"),
-        "age_low": _attr(detail, "AgeRange", "Low"),
-        "age_high": _attr(detail, "AgeRange", "High"),
-        "gender": _attr(detail, "Gender", "Value"),
-        "gender_confidence": _attr(detail, "Gender", "Confidence"),
-        "emotion": top[0] if top else None,
-        "emotion_confidence": top[1] if top else None,
-        "pose_roll": _attr(detail, "Pose", "Roll"),
-        "pose_yaw": _attr(detail, "Pose", "Yaw"),
-        "pose_pitch": _attr(detail, "Pose", "Pitch"),
-        "quality_brightness": _attr(detail, "Quality", "Brightness"),
-        "quality_sharpness": _attr(detail, "Quality", "Sharpness"),
-    }
-    for key, (stem, _y, _n) in BOOLEANS.items():
-        value = _attr(detail, key, "Value")
-        row[stem] = None if value is None else str(bool(value)).lower()
-        row[f"{stem}_confidence"] = _attr(detail, key, "Confidence")
-    return row
-
-
-def face_summary(detail: dict[str, Any], min_confidence: float = 50.0) -> str:
-    """A few words about one face: 'Female 34 smiling eyeglasses HAPPY'."""
-    words = []
-    gender = detail.get("Gender") or {}
-    if gender.get("Value") and (gender.get("Confidence") or 0) >= min_confidence:
-        words.append(str(gender["Value"]))
-    age = detail.get("AgeRange") or {}
-    if age.get("Low") is not None and age.get("High") is not None:
-        words.append(f"{age['Low']}-{age['High']}")
-    for key, label in (("Smile", "smiling"), ("Eyeglasses", "glasses"), ("Sunglasses", "sunglasses"),
-                       ("Beard", "beard"), ("Mustache", "mustache"), ("FaceOccluded", "occluded")):
-        attribute = detail.get(key) or {}
-        if attribute.get("Value") is True and (attribute.get("Confidence") or 0) >= min_confidence:
-            words.append(label)
-    eyes = detail.get("EyesOpen") or {}
-    if eyes.get("Value") is False and (eyes.get("Confidence") or 0) >= min_confidence:
-        words.append("eyes closed")
-    top = _top_emotion(detail)
-    if top and top[1] >= min_confidence:
-        words.append(top[0])
-    return " ".join(words) or "-"
-
-
-def format_matches(matches: Iterable[ImageMatch], fmt: str, out: IO[str], *, min_confidence: float = 50.0) -> None:
-    """Write matches as ``table`` | ``json`` (JSON Lines) | ``csv`` (one row per face) | ``uris``."""
-    if fmt == "uris":
-        for match in matches:
-            out.write(match.uri + "\n")
-    elif fmt == "json":
-        for match in matches:
-            out.write(json.dumps(match.as_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
-    elif fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for match in matches:
-            for detail in match.faces:
-                writer.writerow(flat_face(match.uri, detail))
-    elif fmt == "table":
-        rows = [
-            (m.uri, f"{len(m.faces)}/{m.face_count}",
-             "; ".join(face_summary(d, min_confidence) for d in m.faces[:3]) + (" ..." if len(m.faces) > 3 else ""))
-            for m in matches
-        ]
-        if not rows:
-            return
-        header = ("URI", "FACES", "SUMMARY")
-        width_uri = max(len(header[0]), *(len(r[0]) for r in rows))
-        width_faces = max(len(header[1]), *(len(r[1]) for r in rows))
-        for uri, faces, summary in [header, *rows]:
-            out.write(f"{uri:<{width_uri}}  {faces:>{width_faces}}  {summary}".rstrip() + "\n")
-    else:
-        from .errors import QueryError
-
-        raise QueryError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-
-
-def format_count(counts: tuple[int, int], out: IO[str]) -> None:
-    """``--count``: the numbers of matching images and faces."""
-    images, faces = counts
-    out.write(f"{images} images, {faces} faces\n")
-
-
-def format_stats(data: dict[str, Any], out: IO[str]) -> None:
-    """``indexer stats`` for people (``json.dumps(stats(store))`` for scripts)."""
-    out.write(
-        f"images: {data['images']:,} ({data['indexed']:,} indexed, {data['failed']:,} failed)\n"
-        f"faces: {data['faces']:,}\n"
-        f"attribute counts are faces whose value holds with Confidence >= {data['min_confidence']:g}; "
-        f"coverage is faces with a known value\n"
-    )
-    for engine, entry in data["engines"].items():
-        faces = entry["faces"]
-        out.write(
-            f"\nengine {engine}: {entry['images']:,} images ({entry['indexed']:,} indexed, {entry['failed']:,} failed), "
-            f"{faces:,} faces\n"
-        )
-        if not faces:
-            continue
-
-        def pct(n: int) -> str:
-            return f"{100.0 * n / faces:5.1f}%"
-
-        out.write(f"  {'attribute':<14} {'yes':>10} {'no':>10} {'coverage':>16}\n")
-        for key, counts in entry["attributes"].items():
-            known = entry["coverage"].get(key, 0)
-            out.write(f"  {key:<14} {counts['true']:>10,} {counts['false']:>10,} {known:>9,} {pct(known)}\n")
-        for group, title, key in (("gender", "gender", "Gender"), ("age", "age", "AgeRange"),
-                                  ("emotions", "top emotion", "Emotions")):
-            known = entry["coverage"].get(key, 0)
-            parts = ", ".join(f"{name} {n:,}" for name, n in entry[group].items())
-            out.write(f"  {title}: {parts} (coverage {known:,}, {pct(known).strip()})\n")

@@ -12,9 +12,9 @@ import stat as stat_module
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator
 
-from .engines.base import ARCHIVED_MARK, ImageRef
+from .core import ARCHIVED_MARK, ByteReader, ImageRef
 from .errors import ConfigError, FatalError, ImageError, IndexerError, aws_error_info, fatal_from_aws, translate
 
 #: Extensions that are never images: skipped without asking S3 for a content type.
@@ -40,16 +40,6 @@ def image_extensions() -> frozenset[str]:
 
 def _extension(name: str) -> str:
     return os.path.splitext(name)[1].lower()
-
-
-class Source(Protocol):
-    """A collection of images."""
-
-    uri: str
-
-    def walk(self) -> Iterator[ImageRef]: ...
-
-    def reader(self, ref: ImageRef) -> Callable[[], bytes]: ...
 
 
 #: Extensions of image formats Pillow cannot read without a plugin. They are listed anyway, so each
@@ -175,7 +165,7 @@ class LocalSource:
             path=path,
         )
 
-    def reader(self, ref: ImageRef) -> Callable[[], bytes]:
+    def reader(self, ref: ImageRef) -> ByteReader:
         def read() -> bytes:
             return read_regular_file(ref.path or ref.uri, ref.uri)
 
@@ -192,7 +182,7 @@ class S3Source:
     Objects in an archive storage class (:data:`ARCHIVE_STORAGE_CLASSES`) cannot be read until
     restored, and a restore changes neither their storage class in the listing nor their ETag.
     So the restore state is part of the fingerprint: an unrestored object's ends with
-    :data:`~indexer.engines.base.ARCHIVED_MARK` and is recorded ``ObjectArchived`` without a
+    :data:`~indexer.core.ARCHIVED_MARK` and is recorded ``ObjectArchived`` without a
     call; once restored the fingerprint loses the mark and the next run analyses it. On AWS S3
     the listing itself says which are restored (``OptionalObjectAttributes=["RestoreStatus"]``);
     other stores, or a listing refused that attribute, are asked per archived object (HeadObject).
@@ -316,7 +306,7 @@ class S3Source:
                 return FatalError(f"access denied listing {self.uri}{rid}: the identity needs s3:ListBucket on {self.bucket}")
         return translate(exc, doing, listing=True)
 
-    def reader(self, ref: ImageRef) -> Callable[[], bytes]:
+    def reader(self, ref: ImageRef) -> ByteReader:
         bucket, key = ref.s3_location or (self.bucket, "")
 
         def read() -> bytes:
@@ -330,8 +320,17 @@ class S3Source:
         return read
 
 
-def parse_source(source: str) -> tuple[str, str, str] | Path:
-    """``s3://bucket/prefix`` -> ("s3", bucket, prefix); anything else -> a local folder Path."""
+#: Where a source is: a local folder, or ("s3", bucket, prefix).
+ParsedSource = tuple[str, str, str] | Path
+#: A collection of images: what a run walks and reads.
+Source = LocalSource | S3Source
+
+
+def parse_source(source: str) -> ParsedSource:
+    """``s3://bucket/prefix`` -> ("s3", bucket, prefix); anything else -> a local folder Path.
+
+    A malformed source is a :class:`ConfigError` (usage), raised before anything is opened.
+    """
     if source.startswith("s3://"):
         bucket, _, prefix = source[len("s3://") :].partition("/")
         if not bucket:
@@ -342,9 +341,8 @@ def parse_source(source: str) -> tuple[str, str, str] | Path:
     return Path(source).expanduser().resolve()
 
 
-def open_source(source: str, s3_client_factory: Callable[[], Any]) -> LocalSource | S3Source:
-    """The :class:`Source` for a SOURCE argument. The S3 client is made only for S3 sources."""
-    parsed = parse_source(source)
+def open_source(parsed: ParsedSource, s3_client_factory: Callable[[], Any]) -> Source:
+    """The source :func:`parse_source` found. The S3 client is made only for S3 sources."""
     if isinstance(parsed, Path):
         return LocalSource(parsed)
     _, bucket, prefix = parsed

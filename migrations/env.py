@@ -7,10 +7,10 @@ SQLite gets batch mode, so ALTERs become copy-and-move on the same scripts Postg
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from indexer.store.models import Base
+from indexer.store.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection) -> None:

@@ -4,11 +4,15 @@ of our own, and a fresh database on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
 from tests.support.pg import pg_schema_url
 from tests.support.rekognition_endpoint import FakeRekognition
+
+if TYPE_CHECKING:
+    from indexer.store.repository import Store
 
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
@@ -70,7 +74,7 @@ def rekognition(s3, rekognition_server):
     return rekognition_server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database: a SQLite file, or a new schema on the PostgreSQL server."""
     if request.param == "sqlite":
@@ -83,6 +87,35 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'index.db'}"
+
+
+@pytest.fixture
+def open_store_at() -> Iterator[Callable[..., Store]]:
+    """``open_store_at(url, migrate=True)``: a Store on ``url``, closed at teardown whatever the test
+    did: for a second handle, a URL of the test's own, or a database the test must not migrate."""
+    from indexer.store.repository import Store
+
+    opened: list[Store] = []
+
+    def open_at(url: str, *, migrate: bool = True) -> Store:
+        opened.append(Store.open(url, migrate=migrate))
+        return opened[-1]
+
+    yield open_at
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(db_url, open_store_at) -> Store:
+    """The index on ``db_url`` (SQLite, and PostgreSQL), schema at head, closed at teardown."""
+    return open_store_at(db_url)
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url, open_store_at) -> Store:
+    """The index on ``sqlite_url``, schema at head, closed at teardown."""
+    return open_store_at(sqlite_url)
 
 
 @pytest.fixture(scope="session")

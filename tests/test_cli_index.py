@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.main import get_command
@@ -13,6 +14,17 @@ from tests.support.faces import face_detail
 from tests.support.images import jpeg_bytes
 
 runner = CliRunner()
+#: The keys of ``indexer index --json`` and ``indexer runs --json``, in order (a public contract).
+SUMMARY_KEYS = [
+    "run_id", "source", "status", "engine",
+    "listed", "skipped_unchanged", "analyzed", "faces", "failed", "pruned", "api_calls", "outdated",
+    "elapsed_s",
+]  # fmt: skip
+RUN_KEYS = [
+    "run_id", "source", "engine", "status", "started_at", "ended_at", "host", "pid",
+    "listed", "skipped_unchanged", "analyzed", "faces", "failed", "pruned", "api_calls", "outdated",
+    "error",
+]  # fmt: skip
 
 
 def invoke(*args: str, **kwargs):
@@ -51,7 +63,7 @@ def test_index_json_summary_has_the_documented_keys(folder, sqlite_url, rekognit
     result = invoke("index", str(folder), "--engine", "rekognition", "--db", sqlite_url, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert {"run_id", "source", "listed", "skipped_unchanged", "analyzed", "faces", "failed", "api_calls", "elapsed_s"} <= set(summary)
+    assert list(summary) == SUMMARY_KEYS, "scripts read these keys, in this order"
     assert (summary["listed"], summary["analyzed"], summary["faces"], summary["api_calls"]) == (2, 2, 2, 2)
     assert [call.kind for call in rekognition.calls] == ["Bytes", "Bytes"], "local files go as bytes"
 
@@ -60,8 +72,12 @@ def test_quiet_run_prints_only_the_summary_line(folder, sqlite_url):
     result = invoke("index", str(folder), "--engine", "rekognition", "--db", sqlite_url, "--quiet")
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("run 1 completed:")
-    assert "analyzed 2" in lines[0]
+    assert len(lines) == 1
+    assert re.fullmatch(
+        rf"run 1 completed: {re.escape(str(folder))}: listed 2, unchanged 0, analyzed 2, faces 2, failed 0, pruned 0, "
+        r"api calls 2, \d+\.\ds",
+        lines[0],
+    ), lines[0]
 
 
 def test_runs_and_show_read_back_what_was_indexed(folder, sqlite_url):
@@ -69,9 +85,13 @@ def test_runs_and_show_read_back_what_was_indexed(folder, sqlite_url):
     invoke("index", str(folder), "--engine", "rekognition", "--db", sqlite_url, "-q")
 
     runs = [json.loads(line) for line in invoke("runs", "--db", sqlite_url, "--json").stdout.splitlines()]
+    assert [list(r) for r in runs] == [RUN_KEYS, RUN_KEYS], "scripts read these keys, in this order"
     assert [r["run_id"] for r in runs] == [2, 1]
     assert [r["analyzed"] for r in runs] == [0, 2]
     assert runs[0]["skipped_unchanged"] == 2 and runs[0]["status"] == "completed"
+    listed = invoke("runs", "--db", sqlite_url, "--limit", "1").stdout.splitlines()
+    assert len(listed) == 1 and listed[0].startswith("    2  completed")
+    assert listed[0].endswith(f"{folder}  listed 2, unchanged 2, analyzed 0, faces 0, failed 0, pruned 0, api calls 0")
 
     shown = json.loads(invoke("show", str(folder / "trip" / "smiling.jpg"), "--db", sqlite_url, "--json").stdout)
     assert len(shown["faces"]) == 2
@@ -131,3 +151,10 @@ def test_db_upgrade_reports_the_revision(aws_env, sqlite_url):
     from indexer.store.migrate import head_revision
 
     assert result.stdout.strip().endswith(f"is at revision {head_revision()}")
+
+
+def test_every_run_counter_has_a_column_in_runs():
+    from indexer.core import RunCounters
+    from indexer.store.models import runs_table
+
+    assert set(RunCounters.names()) <= set(runs_table.columns.keys())

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -136,16 +134,16 @@ def test_local_engine_images_answer_every_attribute_with_no_warning(indexed, mod
     assert all(local["coverage"].get(key) == local["faces"] for key in ("Beard", "Sunglasses", "Gender", "AgeRange")), local
 
 
-def test_warning_for_images_of_an_engine_that_cannot_answer(indexed):
+def test_warning_for_images_of_an_engine_that_cannot_answer(indexed, open_store_at):
     """An engine recorded without Beard (as the offline engine's first model set was): `beard` warns."""
-    from indexer.engines.base import Analysis, ImageRef
-    from indexer.store.repository import ImageOutcome, Store
+    from indexer.core import Analysis, ImageRef
+    from indexer.store.repository import ImageOutcome
     from tests.support.search_data import face
 
-    with Store.open(indexed) as store:
-        store.record_engine("partial", {"BoundingBox", "Confidence", "Smile"})
-        ref = ImageRef(uri="/photos/astronaut.jpg", size=1, fingerprint="1")
-        store.write([ImageOutcome(ref=ref, engine="partial", analysis=Analysis([face("Female", Smile=True)]))], None)
+    store = open_store_at(indexed)
+    store.record_engine("partial", {"BoundingBox", "Confidence", "Smile"})
+    ref = ImageRef(uri="/photos/astronaut.jpg", size=1, fingerprint="1")
+    store.write([ImageOutcome(ref=ref, engine="partial", analysis=Analysis([face("Female", Smile=True)]))], None)
 
     result = run("search", "bearded", "--db", indexed, "--format", "uris")
     assert result.exit_code == 0
@@ -161,12 +159,74 @@ def test_every_search_format_is_stable_and_ordered(indexed):
     assert rows == sorted(rows)
 
 
-def test_search_path_imports_no_cloud_or_engine_code(indexed):
-    code = (
-        "import sys; from indexer.cli import main; sys.argv=['indexer','search','smiling','--db',sys.argv[1],'--format','uris'];\n"
-        "try: main()\nexcept SystemExit: pass\n"
-        "heavy=[m for m in ('boto3','botocore','PIL','numpy','alembic','indexer.engines.local','indexer.pipeline','cv2') if m in sys.modules]\n"
-        "print('HEAVY', heavy)"
-    )
-    out = subprocess.run([sys.executable, "-c", code, indexed], capture_output=True, text=True, timeout=60).stdout
-    assert "HEAVY []" in out, out
+@pytest.fixture
+def collection(sqlite_url, open_store_at) -> str:
+    """The search tests' small collection (tests/support/search_data.py) in SQLite."""
+    from tests.support.search_data import populate
+
+    populate(open_store_at(sqlite_url))
+    return sqlite_url
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "smiling", "--format", "bogus"],
+        ["search", "--format", "xml", "smiling"],
+        ["search", "smiling", "--order", "random"],
+    ],
+)
+def test_format_and_order_are_checked_before_anything_runs(tmp_path, args):
+    """A bad choice is a usage error naming the choices, not "no index" from opening the database."""
+    missing = tmp_path / "none.db"
+    result = run(*args, "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 2
+    assert "no index" not in result.output
+    option = "--format" if "--format" in args else "--order"
+    choices = ("table", "json", "csv", "uris") if option == "--format" else ("uri", "confidence")
+    assert option in result.output and all(f"'{choice}'" in result.output for choice in choices), result.output
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "-smile", "--db", "DB", "--format", "uris"],
+        ["search", "--db", "DB", "--format", "uris", "-smile"],
+        ["search", "--limit", "10", "-smile", "--db=DB", "--format=uris"],
+        ["search", "--db", "DB", "--format", "uris", "--", "-smile"],
+    ],
+)
+def test_a_query_may_begin_with_a_negation_wherever_the_options_are(collection, args):
+    result = run(*[arg.replace("DB", collection) for arg in args])
+    assert result.exit_code == 0, result.output
+    assert [line.rsplit("/", 1)[1] for line in result.stdout.splitlines()] == uris(collection, "smile=false")
+
+
+def test_a_negated_query_of_several_terms_and_options_after_it(collection):
+    result = run("search", "-smile gender:female age<18", "--db", collection, "--format", "uris", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    expected = uris(collection, "smile=false women under 18")
+    assert result.stdout.splitlines() == [f"s3://photos/t/{name}" for name in expected]
+    assert uris(collection, "-beard men") == uris(collection, "beard=false men")
+
+
+def test_an_unknown_dashed_word_is_a_query_error_and_long_options_stay_checked(collection):
+    result = run("search", "-bald", "--db", collection)
+    assert result.exit_code == 2 and result.stderr.strip().startswith("indexer: error: unknown word '-bald'")
+    misspelt = run("search", "smiling", "--limt", "5", "--db", collection)
+    assert misspelt.exit_code == 2 and "No such option: --limt" in misspelt.output
+    negative = run("search", "smiling", "--limit", "-1", "--db", collection)
+    assert negative.exit_code == 2 and "--limit" in negative.output
+
+
+def test_show_prints_the_same_face_summary_as_the_search_table(collection):
+    shown = run("show", "s3://photos/t/c-group.jpg", "--db", collection)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("s3://photos/t/c-group.jpg  indexed  engine rekognition")
+    assert lines[0].endswith("faces 4")
+    table = run("search", "smiling", "--db", collection, "--format", "table").stdout
+    (row,) = [line for line in table.splitlines() if "c-group.jpg" in line]
+    smiling = [line.split(": ", 1)[1] for line in lines[1:] if "smiling" in line]
+    assert row.split("  ")[-1] == "; ".join(smiling)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.engines.base import ImageRef
+from indexer.core import ImageRef
 from indexer.errors import FatalError, ImageError
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")

@@ -140,37 +140,35 @@ def photos(s3, rekognition):
     return 30
 
 
-def _statuses(db_url: str) -> dict[str, int]:
-    with Store.open(db_url) as store:
-        from sqlalchemy import text
+def _statuses(store: Store) -> dict[str, int]:
+    from sqlalchemy import text
 
-        with store.engine.connect() as conn:
-            return dict(conn.execute(text("SELECT status, count(*) FROM images GROUP BY status")).all())
+    with store.engine.connect() as conn:
+        return dict(conn.execute(text("SELECT status, count(*) FROM images GROUP BY status")).all())
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"])
-def test_permission_withdrawn_mid_run_stops_the_run_and_the_rerun_indexes_everything(photos, rekognition, sqlite_url, code):
+def test_permission_withdrawn_mid_run_stops_the_run_and_the_rerun_indexes_everything(photos, rekognition, sqlite_url, sqlite_store, code):
     rekognition.refuse_after(10, code)
     with pytest.raises(FatalError, match=code) as raised:
         api.index("s3://photos/p/", config=_config(sqlite_url, concurrency=2))
     assert "\n" not in str(raised.value)
-    statuses = _statuses(sqlite_url)
+    statuses = _statuses(sqlite_store)
     assert statuses.get("failed", 0) == 0, "a run-wide failure never poisons images"
     assert statuses.get("indexed", 0) <= 10
-    with Store.open(sqlite_url) as store:
-        run = store.runs(1)[0]
-        assert run.status == "failed" and code in (run.error or "")
-        assert run.api_calls >= statuses.get("indexed", 0), "refusals that got an answer are counted"
+    run = sqlite_store.runs(1)[0]
+    assert run.status == "failed" and code in (run.error or "")
+    assert run.api_calls >= statuses.get("indexed", 0), "refusals that got an answer are counted"
 
     rekognition.refuse = None
     again = api.index("s3://photos/p/", config=_config(sqlite_url))
     assert (again.analyzed + again.skipped_unchanged, again.failed) == (photos, 0)
-    assert _statuses(sqlite_url) == {"indexed": photos}
+    assert _statuses(sqlite_store) == {"indexed": photos}
 
 
-def test_sso_token_expiring_mid_run_stops_the_run_and_nothing_is_recorded_failed(photos, rekognition, sqlite_url):
+def test_sso_token_expiring_mid_run_stops_the_run_and_nothing_is_recorded_failed(photos, rekognition, sqlite_url, sqlite_store):
     config = _config(sqlite_url, concurrency=2)
-    engine = api.create_engine("rekognition", config)
+    engine = api.open_engine("rekognition", config)
     signed = {"n": 0}
 
     def sign(**_kwargs):  # botocore refreshes credentials while signing: that is where SSO expiry surfaces
@@ -181,47 +179,45 @@ def test_sso_token_expiring_mid_run_stops_the_run_and_nothing_is_recorded_failed
     engine.client.meta.events.register("before-sign.rekognition.DetectFaces", sign)
     with pytest.raises(FatalError, match="SSO session expired.*aws sso login"):
         api.index("s3://photos/p/", config=config, engine=engine)
-    assert _statuses(sqlite_url).get("failed", 0) == 0
-    with Store.open(sqlite_url) as store:
-        run = store.runs(1)[0]
-        indexed = _statuses(sqlite_url).get("indexed", 0)
-        assert run.api_calls == indexed, "credential failures never reached the service: not calls"
+    assert _statuses(sqlite_store).get("failed", 0) == 0
+    run = sqlite_store.runs(1)[0]
+    indexed = _statuses(sqlite_store).get("indexed", 0)
+    assert run.api_calls == indexed, "credential failures never reached the service: not calls"
 
     again = api.index("s3://photos/p/", config=_config(sqlite_url))
-    assert again.failed == 0 and _statuses(sqlite_url) == {"indexed": photos}
+    assert again.failed == 0 and _statuses(sqlite_store) == {"indexed": photos}
 
 
-def test_an_unknown_error_code_is_recorded_retryable_and_tried_again_next_run(photos, rekognition, sqlite_url):
+def test_an_unknown_error_code_is_recorded_retryable_and_tried_again_next_run(photos, rekognition, sqlite_url, sqlite_store):
     odd = jpeg_bytes(7003)
     rekognition.fail_on(odd, "ShinyNewException", "something new")
     first = api.index("s3://photos/p/", config=_config(sqlite_url))
     assert (first.analyzed, first.failed, first.api_calls) == (photos - 1, 1, photos)
-    with Store.open(sqlite_url) as store:
-        row = store.image("s3://photos/p/img003.jpg")
-        assert (row["status"], row["error_code"]) == ("failed", "ShinyNewException")
-        assert store.known(["s3://photos/p/img003.jpg"])["s3://photos/p/img003.jpg"].retryable is True
+    row = sqlite_store.image("s3://photos/p/img003.jpg")
+    assert (row["status"], row["error_code"]) == ("failed", "ShinyNewException")
+    assert sqlite_store.known(["s3://photos/p/img003.jpg"])["s3://photos/p/img003.jpg"].retryable is True
 
     rekognition.errors_by_digest.clear()
     second = api.index("s3://photos/p/", config=_config(sqlite_url))
     assert (second.analyzed, second.skipped_unchanged, second.api_calls) == (1, photos - 1, 1)
 
 
-def test_consecutive_connection_failures_stop_the_run(photos, rekognition, sqlite_url):
+def test_consecutive_connection_failures_stop_the_run(photos, rekognition, sqlite_url, sqlite_store):
     rekognition.drop_connections = 10_000  # every request: the connection closes with no answer
     config = _config(sqlite_url, concurrency=2, retry_attempts=1)
     with pytest.raises(FatalError, match=rf"stopped after {MAX_CONSECUTIVE_TRANSIENT_FAILURES} images in a row failed"):
         api.index("s3://photos/p/", config=config)
-    with Store.open(sqlite_url) as store:
-        run = store.runs(1)[0]
-        assert run.status == "failed" and run.api_calls == 0, "dropped connections got no answer: not calls"
-        failed = run.failed
+    run = sqlite_store.runs(1)[0]
+    assert run.status == "failed" and run.api_calls == 0, "dropped connections got no answer: not calls"
+    failed = run.failed
     assert MAX_CONSECUTIVE_TRANSIENT_FAILURES <= failed < photos, "stopped before grinding through the bucket"
 
     rekognition.drop_connections = 0
     again = api.index("s3://photos/p/", config=_config(sqlite_url))
-    assert again.failed == 0 and _statuses(sqlite_url) == {"indexed": photos}
+    assert again.failed == 0 and _statuses(sqlite_store) == {"indexed": photos}
 
 
+@pytest.mark.slow
 def test_throttled_answers_are_calls_and_dropped_connections_are_not(photos, rekognition, sqlite_url):
     rekognition.drop_connections = 3
     first_image = jpeg_bytes(7000)
@@ -240,11 +236,11 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_an_endpoint_that_cannot_be_reached_stops_the_run_at_once(photos, monkeypatch, sqlite_url):
+def test_an_endpoint_that_cannot_be_reached_stops_the_run_at_once(photos, monkeypatch, sqlite_url, sqlite_store):
     monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(FatalError, match="cannot reach the endpoint while calling Rekognition"):
         api.index("s3://photos/p/", config=_config(sqlite_url, retry_attempts=2))
-    assert _statuses(sqlite_url).get("failed", 0) == 0
+    assert _statuses(sqlite_store).get("failed", 0) == 0
 
 
 def test_a_region_without_rekognition_is_fatal_before_any_call(photos, monkeypatch, sqlite_url):
@@ -296,7 +292,7 @@ def test_an_outage_of_mixed_faults_stops_the_run_and_a_tls_failure_counts():
     botocore's SSLError, a ConnectionError, counts too)."""
     from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError, SSLError
 
-    from indexer.engines.base import ImageRef
+    from indexer.core import ImageRef
     from indexer.errors import translate
     from indexer.pipeline import MAX_CONSECUTIVE_TRANSIENT_FAILURES, _FailureStreak
     from indexer.store.repository import ImageOutcome

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.sources import LocalSource, S3Source
-from indexer.store.models import Image as ImageRow
+from indexer.store.models import images_table
 from tests.support import hostile
 from tests.support.rekognition_endpoint import digest
 
@@ -57,8 +57,8 @@ def _rows(db_url: str) -> dict[str, object]:
         with engine.connect() as conn:
             found = conn.execute(
                 select(
-                    ImageRow.uri, ImageRow.status, ImageRow.error_code, ImageRow.error_message, ImageRow.retryable,
-                    ImageRow.run_id, ImageRow.width, ImageRow.height, ImageRow.fingerprint,
+                    *(images_table.c[name] for name in ("uri", "status", "error_code", "error_message", "retryable",
+                                                        "run_id", "width", "height", "fingerprint"))
                 )
             ).all()
     finally:
@@ -234,6 +234,7 @@ def _permanent(rows) -> set[str]:
 # ------------------------------------------------------------------ folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["local", "rekognition"])
 def test_hostile_folder(engine, corpus, tmp_path, monkeypatch, aws_env, rekognition, models, sqlite_url):
     monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
@@ -273,6 +274,7 @@ def test_hostile_folder(engine, corpus, tmp_path, monkeypatch, aws_env, rekognit
 # ------------------------------------------------------------------ S3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["local", "rekognition"])
 def test_hostile_s3(engine, corpus, s3, monkeypatch, rekognition, models, sqlite_url):
     monkeypatch.setenv("INDEXER_MODELS_DIR", str(models))
@@ -311,7 +313,7 @@ def test_hostile_s3(engine, corpus, s3, monkeypatch, rekognition, models, sqlite
 
 
 def _face_box(models, data: bytes):
-    from indexer.engines.base import ImageRef
+    from indexer.core import ImageRef
     from indexer.engines.local.engine import LocalEngine
 
     ref = ImageRef(uri="mem://x.png", size=len(data), fingerprint="x")

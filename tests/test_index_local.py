@@ -9,8 +9,7 @@ from PIL import Image
 
 from indexer import api
 from indexer.config import load_config
-from indexer.images import BYTES_MAX, prepare_bytes
-from indexer.store.repository import Store
+from indexer.engines.rekognition.images import BYTES_MAX, prepare_bytes
 from tests.support.faces import face_detail
 from tests.support.images import image_bytes, jpeg_bytes
 
@@ -19,7 +18,7 @@ def _config(db_url: str):
     return load_config(flags={"db_url": db_url, "engine": "rekognition", "concurrency": 3}, environ={})
 
 
-def test_exif_rotated_photo_is_sent_upright(tmp_path, rekognition, sqlite_url):
+def test_exif_rotated_photo_is_sent_upright(tmp_path, rekognition, sqlite_url, sqlite_store):
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "rotated.jpg").write_bytes(jpeg_bytes(21, size=(120, 80), exif_orientation=6))
 
@@ -27,10 +26,8 @@ def test_exif_rotated_photo_is_sent_upright(tmp_path, rekognition, sqlite_url):
 
     assert summary.analyzed == 1
     assert rekognition.calls[0].size == (80, 120), "orientation 6 turns 120x80 into 80x120"
-    store = Store.open(sqlite_url)
-    image = store.image(str(tmp_path / "p" / "rotated.jpg"))
+    image = sqlite_store.image(str(tmp_path / "p" / "rotated.jpg"))
     assert (image["width"], image["height"]) == (80, 120)
-    store.close()
 
 
 def test_formats_pillow_reads_are_indexed(tmp_path, rekognition, sqlite_url):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from indexer import api
 from indexer.cli import app
 from indexer.config import load_config
-from indexer.engines.base import ALL_ATTRIBUTES
+from indexer.attributes import ALL_ATTRIBUTES
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")
 runner = CliRunner()
@@ -112,6 +112,7 @@ def test_models_install_fills_the_configured_directory(models, aws_env, monkeypa
     assert result.stdout.strip() == f"models installed and verified in {target}"
 
 
+@pytest.mark.slow
 def test_under_cron_a_run_prints_one_line_and_nothing_on_stderr(photos, models, aws_env, tmp_path):
     """No TTY: no progress bar, no runtime chatter from the worker processes, just the summary."""
     import os
@@ -129,6 +130,7 @@ def test_under_cron_a_run_prints_one_line_and_nothing_on_stderr(photos, models, 
     assert line.startswith("run 1 completed:") and "analyzed 3" in line
 
 
+@pytest.mark.slow
 def test_images_of_an_older_local_model_set_are_reanalysed_by_a_plain_run(photos, models, monkeypatch, tmp_path):
     """An upgrade of the offline models reaches every image on the next ordinary run (no --reindex)."""
     from sqlalchemy import create_engine, text

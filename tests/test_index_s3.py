@@ -7,7 +7,6 @@ import pytest
 from indexer import api
 from indexer.config import load_config
 from indexer.errors import FatalError
-from indexer.store.repository import Store
 from tests.support.faces import face_detail
 from tests.support.images import image_bytes, jpeg_bytes, png_bytes
 
@@ -37,7 +36,7 @@ def bucket(s3, rekognition):
     return objects
 
 
-def test_first_run_indexes_every_image_with_the_right_faces(bucket, rekognition, db_url):
+def test_first_run_indexes_every_image_with_the_right_faces(bucket, rekognition, db_url, store):
     summary = api.index("s3://photos/2024/", config=_config(db_url))
 
     assert summary.status == "completed"
@@ -48,7 +47,6 @@ def test_first_run_indexes_every_image_with_the_right_faces(bucket, rekognition,
     kinds = sorted(call.kind for call in rekognition.calls)
     assert kinds == ["Bytes", "S3Object", "S3Object", "S3Object"]
 
-    store = Store.open(db_url)
     group = store.image("s3://photos/2024/group.jpg")
     assert group["status"] == "indexed" and group["engine"] == "rekognition"
     assert (group["width"], group["height"]) == (120, 80)
@@ -56,7 +54,6 @@ def test_first_run_indexes_every_image_with_the_right_faces(bucket, rekognition,
     assert group["faces"][1]["Gender"]["Value"] == "Male"
     assert store.image("s3://photos/2023/old.jpg") is None, "outside the prefix"
     assert store.image("s3://photos/2024/notes.txt") is None
-    store.close()
 
 
 def test_unchanged_rerun_makes_zero_engine_calls(bucket, rekognition, db_url):
@@ -69,7 +66,7 @@ def test_unchanged_rerun_makes_zero_engine_calls(bucket, rekognition, db_url):
     assert (summary.listed, summary.skipped_unchanged, summary.analyzed, summary.api_calls) == (4, 4, 0, 0)
 
 
-def test_changed_object_is_analysed_again_and_its_faces_replaced(bucket, s3, rekognition, db_url):
+def test_changed_object_is_analysed_again_and_its_faces_replaced(bucket, s3, rekognition, db_url, store):
     api.index("s3://photos/2024/", config=_config(db_url))
     new_content = jpeg_bytes(99)
     rekognition.register(new_content, [face_detail(eyeglasses=True), face_detail(eyeglasses=True)])
@@ -78,28 +75,23 @@ def test_changed_object_is_analysed_again_and_its_faces_replaced(bucket, s3, rek
     summary = api.index("s3://photos/2024/", config=_config(db_url))
 
     assert (summary.analyzed, summary.skipped_unchanged, summary.api_calls) == (1, 3, 1)
-    store = Store.open(db_url)
     faces = store.image("s3://photos/2024/group.jpg")["faces"]
     assert [f["Eyeglasses"]["Value"] for f in faces] == [True, True]
-    store.close()
 
 
-def test_reindex_analyses_everything_again(bucket, rekognition, db_url):
+def test_reindex_analyses_everything_again(bucket, rekognition, db_url, store):
     api.index("s3://photos/2024/", config=_config(db_url))
     summary = api.index("s3://photos/2024/", config=_config(db_url), reindex=True)
     assert (summary.analyzed, summary.skipped_unchanged) == (4, 0)
-    store = Store.open(db_url)
     assert len(store.image("s3://photos/2024/group.jpg")["faces"]) == 3, "faces replaced, not duplicated"
-    store.close()
 
 
-def test_prune_deletes_only_vanished_images_inside_the_prefix(bucket, s3, rekognition, db_url):
+def test_prune_deletes_only_vanished_images_inside_the_prefix(bucket, s3, rekognition, db_url, store):
     api.index("s3://photos/2024/", config=_config(db_url))
     api.index("s3://photos/2023/", config=_config(db_url))
     s3.delete_object(Bucket="photos", Key="2024/group.jpg")
 
     without = api.index("s3://photos/2024/", config=_config(db_url))
-    store = Store.open(db_url)
     assert without.pruned == 0 and store.image("s3://photos/2024/group.jpg") is not None
 
     summary = api.index("s3://photos/2024/", config=_config(db_url), prune=True)
@@ -109,21 +101,18 @@ def test_prune_deletes_only_vanished_images_inside_the_prefix(bucket, s3, rekogn
     assert store.image("s3://photos/2024/group.jpg") is None
     assert store.image("s3://photos/2024/portrait.JPG") is not None
     assert store.image("s3://photos/2023/old.jpg") is not None, "prune never leaves the prefix"
-    store.close()
 
 
-def test_a_bad_image_is_recorded_and_the_run_goes_on(bucket, s3, rekognition, db_url):
+def test_a_bad_image_is_recorded_and_the_run_goes_on(bucket, s3, rekognition, db_url, store):
     s3.put_object(Bucket="photos", Key="2024/corrupt.jpg", Body=b"\xff\xd8 this is not really a jpeg")
     summary = api.index("s3://photos/2024/", config=_config(db_url))
 
     assert summary.status == "completed"
     assert (summary.analyzed, summary.failed) == (4, 1)
-    store = Store.open(db_url)
     row = store.image("s3://photos/2024/corrupt.jpg")
     assert row["status"] == "failed"
     assert row["error_code"] == "InvalidImageFormatException"
     assert row["faces"] == []
-    store.close()
     # A permanent failure is not paid for again while the object is unchanged...
     again = api.index("s3://photos/2024/", config=_config(db_url))
     assert again.api_calls == 0 and again.skipped_unchanged == 5
@@ -138,20 +127,18 @@ def test_missing_bucket_is_fatal_with_one_clear_line(s3, db_url):
         api.index("s3://no-such-bucket/x/", config=_config(db_url))
 
 
-def test_wrong_credentials_are_fatal(bucket, monkeypatch, db_url, rekognition):
+def test_wrong_credentials_are_fatal(bucket, monkeypatch, db_url, rekognition, store):
     def reject(operation, body):
         return 400, {"__type": "UnrecognizedClientException", "message": "The security token included in the request is invalid."}
 
     monkeypatch.setattr(rekognition, "handle", reject)
     with pytest.raises(FatalError, match="AWS rejected the credentials while calling Rekognition: UnrecognizedClientException"):
         api.index("s3://photos/2024/", config=_config(db_url))
-    store = Store.open(db_url)
     run = store.runs(1)[0]
     assert run.status == "failed"
-    store.close()
 
 
-def test_transient_failure_after_retries_is_retried_by_the_next_run(bucket, rekognition, db_url):
+def test_transient_failure_after_retries_is_retried_by_the_next_run(bucket, rekognition, db_url, store):
     """A 500 that outlasts the retries is recorded as retryable; the next run tries it again."""
     flaky = bucket["2024/portrait.JPG"]
     rekognition.fail_on(flaky, "InternalServerError", "Internal server error", status=500)
@@ -161,7 +148,6 @@ def test_transient_failure_after_retries_is_retried_by_the_next_run(bucket, reko
 
     assert (first.analyzed, first.failed) == (3, 1)
     assert first.api_calls == 3 + 2, "two tries for the failing image, counted as billable calls"
-    store = Store.open(db_url)
     row = store.image("s3://photos/2024/portrait.JPG")
     assert (row["status"], row["error_code"]) == ("failed", "InternalServerError")
     assert store.known(["s3://photos/2024/portrait.JPG"])["s3://photos/2024/portrait.JPG"].retryable is True
@@ -171,4 +157,3 @@ def test_transient_failure_after_retries_is_retried_by_the_next_run(bucket, reko
 
     assert (second.analyzed, second.skipped_unchanged, second.failed) == (1, 3, 0)
     assert store.image("s3://photos/2024/portrait.JPG")["faces"][0]["Sunglasses"]["Value"] is True
-    store.close()

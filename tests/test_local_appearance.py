@@ -13,7 +13,7 @@ import io
 import numpy as np
 import pytest
 
-from indexer.engines.base import ImageRef
+from indexer.core import ImageRef
 from indexer.engines.local import appearance as ap
 from indexer.engines.local.answers import binary
 
@@ -99,7 +99,7 @@ def test_degenerate_mesh_is_not_answered():
 
 @pytest.fixture(scope="module")
 def analyzer(models):
-    from indexer.engines.local.pipeline import FaceAnalyzer
+    from indexer.engines.local.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(models, threads=1)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from indexer.engines.base import ImageRef
+from indexer.core import ImageRef
 from indexer.engines.local import demographics as dm
 
 REF = ImageRef(uri="mem://image", size=0, fingerprint="x")
@@ -254,7 +254,7 @@ def test_mirrored_face_gets_the_same_answer(engine, astronaut):
 def test_faceres_runs_at_the_engines_size_and_reads_the_astronaut_as_a_woman(models, astronaut):
     """The built FaceRes graph takes FACERES_SIZE (not the 224 its TF.js signature pins) and gives
     a probability and a 100-class age distribution; the crop comes from the engine's own mesh."""
-    from indexer.engines.local.pipeline import FaceAnalyzer
+    from indexer.engines.local.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(models)
     meshes = []

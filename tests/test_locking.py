@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from indexer.cli import app
 from indexer.errors import LockedError
 from indexer.locking import RunLock, abandon_dead_runs, pid_alive, sources_overlap
-from indexer.store.models import Lock, Run
+from indexer.store.models import locks_table, runs_table
 from indexer.store.repository import Store, utcnow
 from tests.support.images import jpeg_bytes
 
@@ -27,8 +27,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_second_holder_is_refused_with_the_holders_identity(db_url):
-    store = Store.open(db_url)
+def test_second_holder_is_refused_with_the_holders_identity(store):
     first = RunLock(store, "index:s3://b/p", lease_seconds=60)
     first.acquire()
     first.attach_run(42)
@@ -49,27 +48,23 @@ def test_second_holder_is_refused_with_the_holders_identity(db_url):
     other_source.acquire()  # a different source is not blocked
     first.release()
     second.acquire()  # released: free again
-    store.close()
 
 
-def test_expired_lease_is_taken_over(db_url):
-    store = Store.open(db_url)
+def test_expired_lease_is_taken_over(store):
     crashed = RunLock(store, "index:/photos", lease_seconds=60)
     crashed.host = "another-host"
     crashed.acquire()
     with store.engine.begin() as conn:
-        conn.execute(update(Lock).values(expires_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(update(locks_table).values(expires_at=utcnow() - timedelta(seconds=1)))
 
     fresh = RunLock(store, "index:/photos", lease_seconds=60)
     fresh.acquire()
 
     assert fresh.taken_over is not None and fresh.taken_over.host == "another-host"
     assert fresh.holder().pid == os.getpid() and fresh.holder().host == socket.gethostname()
-    store.close()
 
 
-def test_live_lease_on_another_host_is_respected_until_it_expires(db_url):
-    store = Store.open(db_url)
+def test_live_lease_on_another_host_is_respected_until_it_expires(store):
     remote = RunLock(store, "index:/photos", lease_seconds=0.6)
     remote.host = "another-host"
     remote.acquire()
@@ -77,22 +72,18 @@ def test_live_lease_on_another_host_is_respected_until_it_expires(db_url):
         RunLock(store, "index:/photos").acquire()
     time.sleep(0.7)
     RunLock(store, "index:/photos").acquire()
-    store.close()
 
 
-def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(db_url):
-    store = Store.open(db_url)
+def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(store):
     killed = RunLock(store, "index:/photos", lease_seconds=3600)
     killed.pid = _dead_pid()
     killed.acquire()
     fresh = RunLock(store, "index:/photos")
     fresh.acquire()
     assert fresh.taken_over.pid == killed.pid
-    store.close()
 
 
-def test_heartbeat_keeps_the_lease_alive(db_url):
-    store = Store.open(db_url)
+def test_heartbeat_keeps_the_lease_alive(store):
     lock = RunLock(store, "index:/photos", lease_seconds=1.0)
     lock.acquire()
     first_expiry = lock.holder().expires_at
@@ -101,28 +92,25 @@ def test_heartbeat_keeps_the_lease_alive(db_url):
     assert lock.holder().expires_at > first_expiry
     lock.release()
     assert lock.holder() is None
-    store.close()
 
 
-def test_runs_whose_heartbeat_stopped_are_marked_abandoned(db_url):
-    store = Store.open(db_url)
+def test_runs_whose_heartbeat_stopped_are_marked_abandoned(store):
     stale = store.begin_run("/photos", "local")
     live = store.begin_run("/photos", "local")
     with store.engine.begin() as conn:
-        conn.execute(update(Run).where(Run.id == stale).values(heartbeat_at=utcnow() - timedelta(hours=1), host="elsewhere"))
-        conn.execute(update(Run).where(Run.id == live).values(host="elsewhere"))
+        conn.execute(update(runs_table).where(runs_table.c.id == stale).values(heartbeat_at=utcnow() - timedelta(hours=1), host="elsewhere"))
+        conn.execute(update(runs_table).where(runs_table.c.id == live).values(host="elsewhere"))
     assert abandon_dead_runs(store, lease_seconds=60) == [stale]
     assert store.run(stale).status == "abandoned"
     assert store.run(live).status == "running"
-    store.close()
 
 
-def test_cli_exits_75_when_another_run_holds_the_source(tmp_path, aws_env, monkeypatch):
+def test_cli_exits_75_when_another_run_holds_the_source(tmp_path, aws_env, monkeypatch, open_store_at):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(jpeg_bytes(1))
     db_url = f"sqlite:///{tmp_path / 'i.db'}"
-    store = Store.open(db_url)
+    store = open_store_at(db_url)
     holder = RunLock(store, f"index:{folder.resolve()}", lease_seconds=600)
     holder.host = "nightly-box"
     holder.acquire()
@@ -133,7 +121,6 @@ def test_cli_exits_75_when_another_run_holds_the_source(tmp_path, aws_env, monke
     assert result.exit_code == 75
     assert "another run holds the lock on this source: run 7 on host nightly-box pid" in result.stderr
     assert store.runs() == [], "the refused run did no work and left no record"
-    store.close()
 
 
 # ------------------------------------------------------------------ zombies (issue 9)
@@ -163,8 +150,7 @@ def test_a_zombie_is_a_dead_process():
     assert pid_alive(zombie.pid) is False
 
 
-def test_lease_of_a_zombie_on_this_host_is_taken_over_at_once(db_url):
-    store = Store.open(db_url)
+def test_lease_of_a_zombie_on_this_host_is_taken_over_at_once(store):
     zombie = _zombie()
     try:
         killed = RunLock(store, "index:/photos", lease_seconds=3600)
@@ -175,10 +161,10 @@ def test_lease_of_a_zombie_on_this_host_is_taken_over_at_once(db_url):
         assert fresh.taken_over.pid == zombie.pid
     finally:
         zombie.wait()
-        store.close()
 
 
-def test_rerun_right_after_kill_9_of_a_child_run_is_not_refused(tmp_path, aws_env, rekognition):
+@pytest.mark.slow
+def test_rerun_right_after_kill_9_of_a_child_run_is_not_refused(tmp_path, aws_env, rekognition, open_store_at):
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(12):
@@ -191,7 +177,7 @@ def test_rerun_right_after_kill_9_of_a_child_run_is_not_refused(tmp_path, aws_en
     )
     try:
         # migrate=False: the child is creating the schema (the polls below retry until it exists)
-        store = Store.open(db_url, migrate=False) if _wait_for(lambda: os.path.exists(tmp_path / "i.db")) else None
+        store = open_store_at(db_url, migrate=False) if _wait_for(lambda: os.path.exists(tmp_path / "i.db")) else None
         assert store is not None and _wait_for(lambda: _lock_holder_pid(store) == child.pid), "the child never took the lock"
         assert _wait_for(lambda: rekognition.count() >= 1), "the child never started analysing"
         child.kill()  # not reaped: the child stays a zombie while the re-run starts
@@ -202,7 +188,6 @@ def test_rerun_right_after_kill_9_of_a_child_run_is_not_refused(tmp_path, aws_en
 
         assert result.exit_code == 0, result.stderr
         assert [run.status for run in store.runs()] == ["completed", "abandoned"]
-        store.close()
     finally:
         child.kill()
         child.wait()
@@ -222,7 +207,7 @@ def _wait_for(condition, seconds: float = 60.0) -> bool:
 
 def _lock_holder_pid(store: Store) -> int | None:
     with store.engine.connect() as conn:
-        return conn.execute(select(Lock.pid)).scalar()
+        return conn.execute(select(locks_table.c.pid)).scalar()
 
 
 # ------------------------------------------------------------------ overlapping sources (issue 9)
@@ -249,8 +234,7 @@ def test_which_sources_overlap(a, b, overlap):
 
 
 @pytest.mark.parametrize(("held", "wanted"), [("s3://b/2024", "s3://b/2024/"), ("s3://b/a/x/", "s3://b/a/"), ("/photos", "/photos/2024")])
-def test_a_run_over_an_overlapping_source_is_refused_with_the_holders_identity(db_url, held, wanted):
-    store = Store.open(db_url)
+def test_a_run_over_an_overlapping_source_is_refused_with_the_holders_identity(store, held, wanted):
     first = RunLock(store, f"index:{held}", lease_seconds=60)
     first.host = "nightly-box"
     first.acquire()
@@ -263,11 +247,9 @@ def test_a_run_over_an_overlapping_source_is_refused_with_the_holders_identity(d
     assert second.holder() is None, "the refused run gave back the lease it had taken on its own name"
 
     RunLock(store, "index:s3://b/2023/", lease_seconds=60).acquire()  # a disjoint source is not blocked
-    store.close()
 
 
-def test_a_stale_overlapping_lease_is_taken_over(db_url):
-    store = Store.open(db_url)
+def test_a_stale_overlapping_lease_is_taken_over(store):
     crashed = RunLock(store, "index:s3://b/2024", lease_seconds=3600)
     crashed.pid = _dead_pid()
     crashed.acquire()
@@ -277,12 +259,11 @@ def test_a_stale_overlapping_lease_is_taken_over(db_url):
 
     assert fresh.taken_over is not None and fresh.taken_over.pid == crashed.pid
     assert crashed.holder() is None, "the dead run's lease is gone"
-    store.close()
 
 
-def test_cli_exits_75_for_an_overlapping_s3_prefix(tmp_path, aws_env):
+def test_cli_exits_75_for_an_overlapping_s3_prefix(tmp_path, aws_env, open_store_at):
     db_url = f"sqlite:///{tmp_path / 'i.db'}"
-    store = Store.open(db_url)
+    store = open_store_at(db_url)
     holder = RunLock(store, "index:s3://photos/2024", lease_seconds=600)
     holder.host = "nightly-box"
     holder.acquire()
@@ -292,4 +273,3 @@ def test_cli_exits_75_for_an_overlapping_s3_prefix(tmp_path, aws_env):
 
     assert result.exit_code == 75, result.stderr
     assert "overlapping source s3://photos/2024: run 9 on host nightly-box" in result.stderr
-    store.close()

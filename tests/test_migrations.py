@@ -9,13 +9,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from indexer.store.db import create_db_engine
 from indexer.store.migrate import current_revision, downgrade, head_revision, upgrade
-from indexer.store.models import Base
+from indexer.store.models import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_models_and_migrations_agree(db_url):
     engine = create_db_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
     engine.dispose()
 
@@ -51,6 +52,7 @@ def test_downgrade_to_base_removes_everything(db_url):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_migrations_run_from_an_installed_wheel(tmp_path):
     """Build the wheel, install it (no deps) into a bare directory, migrate from outside the checkout."""
     wheel_dir, target = tmp_path / "wheel", tmp_path / "site"

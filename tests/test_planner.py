@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from indexer.engines.base import Analysis, ImageRef
+from indexer.core import Analysis, ImageRef
 from indexer.errors import ImageError
 from indexer.planner import FIRST_BATCH, PLAN_BATCH, PlanOptions, growing_chunks, needs_work, plan
-from indexer.store.repository import ImageOutcome, KnownImage, Store
+from indexer.store.repository import ImageOutcome, KnownImage
 
 
 def ref(i: int, fingerprint: str = "etag:1") -> ImageRef:
@@ -32,18 +32,16 @@ def test_needs_work_rules():
     assert needs_work(ref(1), KnownImage("etag:1", "rekognition", "failed", True), opts), "retryable"
 
 
-def test_plan_streams_only_what_changed(sqlite_url):
-    store = Store.open(sqlite_url)
+def test_plan_streams_only_what_changed(sqlite_store):
     done = [ImageOutcome(ref(i), "rekognition", analysis=Analysis([])) for i in range(0, 3000, 2)]
-    store.write(done, None)
-    store.write([ImageOutcome(ref(1), "rekognition", error=ImageError("InvalidImageFormatException", "bad"))], None)
+    sqlite_store.write(done, None)
+    sqlite_store.write([ImageOutcome(ref(1), "rekognition", error=ImageError("InvalidImageFormatException", "bad"))], None)
 
-    batches = list(plan((ref(i) for i in range(3000)), store, PlanOptions("rekognition"), run_id=1))
+    batches = list(plan((ref(i) for i in range(3000)), sqlite_store, PlanOptions("rekognition"), run_id=1))
 
     todo = [r.uri for b in batches for r in b.todo]
     assert sum(b.listed for b in batches) == 3000
     assert todo == [ref(i).uri for i in range(3, 3000, 2)], "indexed and permanently failed are skipped"
-    store.close()
 
 
 def test_an_older_model_set_of_the_same_engine_is_outdated():
@@ -56,13 +54,12 @@ def test_an_older_model_set_of_the_same_engine_is_outdated():
     assert not needs_work(ref(1), KnownImage("etag:1", "rekognition", "indexed", None), service), "unversioned"
 
 
-def test_plan_counts_images_planned_only_for_newer_models(sqlite_url):
-    with Store.open(sqlite_url) as store:
-        store.write([ImageOutcome(ref(i), "local", analysis=Analysis([]), model_set="local@1") for i in range(4)], None)
-        store.write([ImageOutcome(ref(4), "local", analysis=Analysis([]), model_set="local@2")], None)
-        refs = [ref(0), ref(1, "etag:changed"), ref(2), ref(3), ref(4), ref(5)]
+def test_plan_counts_images_planned_only_for_newer_models(sqlite_store):
+    sqlite_store.write([ImageOutcome(ref(i), "local", analysis=Analysis([]), model_set="local@1") for i in range(4)], None)
+    sqlite_store.write([ImageOutcome(ref(4), "local", analysis=Analysis([]), model_set="local@2")], None)
+    refs = [ref(0), ref(1, "etag:changed"), ref(2), ref(3), ref(4), ref(5)]
 
-        (batch,) = plan(iter(refs), store, PlanOptions("local", model_set="local@2"), run_id=1)
+    (batch,) = plan(iter(refs), sqlite_store, PlanOptions("local", model_set="local@2"), run_id=1)
 
     assert [r.uri for r in batch.todo] == [ref(i).uri for i in (0, 1, 2, 3, 5)]
     assert batch.outdated == 3, "0, 2, 3: unchanged but analysed by local@1 (1 changed, 5 is new)"

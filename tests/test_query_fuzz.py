@@ -49,7 +49,8 @@ EXACT = st.builds(
 WORDS = st.sampled_from(
     sorted(
         set(q._PHRASES) | set(q._DECADES) | set(q.NEGATIONS) | set(q._COMPARATORS) | set(q.FILLERS)
-        | set(q._NUMBER_WORDS) | {"aged", "age", "ages", "between", "from", "and", "to", "or", "years", "old", "-", "30s", "40's"}
+        | set(q._NUMBER_WORDS) | set(q.FACE_WORDS) | set(q._BOOLEAN_NAMES) | {f"-{name}" for name in q._BOOLEAN_NAMES}
+        | {"aged", "age", "ages", "between", "from", "and", "to", "or", "years", "old", "-", "30s", "40's", "-men", "-face"}
     )
 )
 JUNK = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
@@ -83,6 +84,7 @@ def _compile_both(query: q.Query) -> None:
         condition.compile(dialect=dialect, compile_kwargs={"literal_binds": False})
 
 
+@pytest.mark.slow
 @settings(max_examples=PARSER_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(QUERIES)
 def test_any_text_parses_or_raises_one_line_query_error(text):
@@ -112,7 +114,8 @@ def test_any_min_confidence_is_a_query_or_one_line_error(threshold, text):
 @pytest.fixture(scope="module")
 def search_db(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'index.db'}"
-    populate(Store.open(url)).close()
+    with Store.open(url) as store:
+        populate(store)
     return url
 
 
@@ -130,8 +133,9 @@ def _assert_results_or_one_line_error(result, text: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("indexer: "), (text, result.stderr)
 
 
+@pytest.mark.slow
 @settings(max_examples=CLI_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(QUERIES.filter(lambda text: not text.startswith("-")))  # a leading '-' is an option to the CLI: see below
+@given(QUERIES.filter(lambda text: not text.startswith("--")))  # '--' ends the options; '--x' is one
 def test_cli_search_gives_results_or_one_line_exit_2(search_db, text):
     _assert_results_or_one_line_error(_search(search_db, text), text)
     _assert_results_or_one_line_error(_search(search_db, text, "--count"), text)
@@ -155,8 +159,8 @@ FOUND = [
 
 
 @pytest.mark.parametrize("text", FOUND)
-def test_found_queries_give_results_or_one_line_exit_2(db_url, text):
-    populate(Store.open(db_url)).close()
+def test_found_queries_give_results_or_one_line_exit_2(db_url, store, text):
+    populate(store)
     _assert_results_or_one_line_error(_search(db_url, text), text)
     _assert_results_or_one_line_error(_search(db_url, text, "--count"), text)
 

@@ -146,6 +146,84 @@ def test_words(text, expected):
     assert terms(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # every word that counts faces counts them everywhere: after "no", after a number, in a range
+        ("no persons", FaceCountTerm(0, 0)),
+        ("no people", FaceCountTerm(0, 0)),
+        ("no person", FaceCountTerm(0, 0)),
+        ("without persons", FaceCountTerm(0, 0)),
+        ("zero people", FaceCountTerm(0, 0)),
+        ("zero persons", FaceCountTerm(0, 0)),
+        ("2 person", FaceCountTerm(2, 2)),
+        ("2 persons", FaceCountTerm(2, 2)),
+        ("2 people", FaceCountTerm(2, 2)),
+        ("1 person", FaceCountTerm(1, 1)),
+        ("one person", FaceCountTerm(1, 1)),
+        ("single person", FaceCountTerm(1, 1)),
+        ("3 or more people", FaceCountTerm(3, None)),
+        ("3 or more persons", FaceCountTerm(3, None)),
+        ("at least 2 persons", FaceCountTerm(2, None)),
+        ("at least 2 person", FaceCountTerm(2, None)),
+        ("more than 4 person", FaceCountTerm(5, None)),
+        ("fewer than 3 people", FaceCountTerm(0, 2)),
+        ("2-4 persons", FaceCountTerm(2, 4)),
+        ("between 2 and 4 person", FaceCountTerm(2, 4)),
+        ("photos with no persons", FaceCountTerm(0, 0)),
+        ("not 2 persons", FaceCountTerm(2, 2, negated=True)),
+    ],
+)
+def test_face_words_count_faces_alike(text, expected):
+    assert parse(text).image_terms == (expected,)
+    assert parse(text).face_terms == ()
+
+
+def test_face_words_alone_are_fillers_except_faces():
+    assert parse("smiling people").face_terms == (B("Smile"),) and parse("smiling people").image_terms == ()
+    assert parse("smiling persons").image_terms == ()
+    assert parse("faces").image_terms == (FaceCountTerm(1, None),)
+    assert parse("not faces").image_terms == (FaceCountTerm(1, None, negated=True),)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the exact negation is exact: -eyeglasses is eyeglasses=false, whatever negates it
+        ("-eyeglasses", {B("Eyeglasses", False)}),
+        ("not -eyeglasses", {B("Eyeglasses")}),
+        ("not -smile", {B("Smile")}),
+        ("-eyes_open", {B("EyesOpen", False)}),
+        ("eyes_open", {B("EyesOpen")}),
+        ("-men", {GenderTerm("Female")}),
+        ("-happy", {EmotionTerm("HAPPY", negated=True)}),
+        ("-group photos", {FaceCountTerm(3, None, negated=True)}),
+        ("-face occluded", {B("FaceOccluded", False)}),
+        ("-teens", {age(13, 20, negated=True)}),
+        # a negation skips the fillers after it, and applies to one term
+        ("without any glasses smiling", {B("Eyeglasses", False), B("Smile")}),
+        ("no and over 40", {age(40, None, lo_inclusive=False, negated=True)}),
+        ("not not smiling", {B("Smile")}),
+        # "aged" + a decade is the decade; "teens" alone is teenagers
+        ("aged teens", {age(10, 20)}),
+        ("teens", {age(13, 20)}),
+        ("age over 40", {age(40, None, lo_inclusive=False)}),
+        ("18 years of age", {age(18, 19)}),
+        ("from 20 to 30", {age(20, 30, hi_inclusive=True)}),
+        ("between 2 and 4 faces", {FaceCountTerm(2, 4)}),
+        ("faces=2-4", {FaceCountTerm(2, 4)}),
+        ("faces!=2", {FaceCountTerm(2, 2, negated=True)}),
+        ("age=40", {age(40, 41)}),
+        ("age<=40", {age(None, 40, hi_inclusive=True)}),
+        ("gender!=male", {GenderTerm("Female")}),
+        ("emotion:HAPPINESS", {EmotionTerm("HAPPY")}),
+        ("faces:two", {FaceCountTerm(2, 2)}),
+    ],
+)
+def test_rules(text, expected):
+    assert terms(text) == expected
+
+
 def test_mixed_sentence_fillers_and_case():
     query = parse("Photos of Smiling WOMEN who are wearing glasses, over 40, in group photos")
     assert set(query.face_terms) == {B("Smile"), GenderTerm("Female"), B("Eyeglasses"), age(40, None, lo_inclusive=False)}
@@ -193,6 +271,20 @@ def test_threshold_and_explain():
         ("beard=maybe", "must be true or false"),
         ("age>old", "needs a number"),
         ("not clean-shaven", "not supported"),
+        ("no", "'no' at the end of the query negates nothing"),
+        ("smiling not the", "'not' at the end of the query negates nothing"),
+        ("aged", "'aged' must be followed by an age"),
+        ("aged the", "'aged' must be followed by an age, e.g. 'aged 20-30', not 'the'"),
+        ("between 30", "'between' must be followed by 'N and M'"),
+        ("three", "number 'three' alone is unclear: write 'over 3'"),
+        ("2.5 faces", "a number of faces must be a whole number"),
+        ("faces<0", "no image has fewer than 0 faces"),
+        ("under 0 faces", "no image has fewer than 0 faces"),
+        ("age>" + "9" * 400, "too large"),
+        ("3-" + "9" * 400 + " faces", "too large"),
+        ("beard>1", "a yes/no attribute takes '=true' or '=false'"),
+        ("-", "unknown word '-'"),
+        ("-non-smiling", "unknown word '-non-smiling'"),
     ],
 )
 def test_errors_are_one_line_query_errors(text, message):
@@ -234,11 +326,11 @@ def test_injection_attempts_are_rejected_as_unknown_words(text):
 
 def test_values_reach_sql_only_as_bound_parameters():
     query = parse("smiling women aged 41-47 emotion:surprised faces>=7", min_confidence=77)
-    from indexer.store.models import Face, Image
+    from indexer.store.models import faces_table, images_table
 
     statement = (
-        select(Image.id)
-        .join(Face, Face.image_id == Image.id)
+        select(images_table.c.id)
+        .join(faces_table, faces_table.c.image_id == images_table.c.id)
         .where(face_condition(query), *image_conditions(query))
     )
     for dialect in (sqlite.dialect(), postgresql.dialect()):

@@ -95,6 +95,7 @@ def test_limiter_settles_just_under_a_simulated_service_ceiling():
     assert admitted_rate > 0
 
 
+@pytest.mark.slow
 def test_limiter_converges_under_a_throttling_endpoint(rekognition, s3):
     """16 threads, ceiling set 4x too high: the achieved rate settles just under what is admitted."""
     rekognition.behaviour.admit_per_second = 25

@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 from typer.main import get_command
 
 from indexer.cli import app
@@ -56,9 +57,11 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
         assert re.search(re.escape(marker) + r"\n```bash\n.+\n```", README), marker
     test_command = re.search(r"<!-- test-command -->\n```bash\n(.+)\n```", README).group(1)
     assert "pytest" in test_command
+    assert "mypy" in test_command  # the types are checked wherever the tests run
     assert "test-command" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow
 def test_every_readme_search_answers_on_the_default_engine(models, tmp_path, monkeypatch):
     """The README's example searches run on a folder indexed by the offline engine (the default
     for folders): each exits 0 and none warns that the engine cannot answer one of its terms."""

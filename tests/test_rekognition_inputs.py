@@ -16,25 +16,20 @@ from PIL import Image
 
 from indexer import api
 from indexer.config import load_config
-from indexer.engines.base import ARCHIVED_MARK, ImageRef
-from indexer.engines.rekognition import BYTES_ONLY_AFTER_REFUSALS, rekognition_reads_s3
+from indexer.core import ARCHIVED_MARK, ImageRef
+from indexer.engines.rekognition.engine import BYTES_ONLY_AFTER_REFUSALS, rekognition_reads_s3
+from indexer.engines.rekognition.images import MIN_SIDE, S3_REFERENCE_MAX_BYTES, _jpeg_under, prepare_bytes
 from indexer.errors import ImageError
-from indexer.images import MIN_SIDE, S3_REFERENCE_MAX_BYTES, _jpeg_under, prepare_bytes
 from indexer.planner import PlanOptions, needs_work
 from indexer.sources import S3Source
 from indexer.store.models import IMAGE_FAILED, IMAGE_INDEXED
-from indexer.store.repository import KnownImage, Store
+from indexer.store.repository import KnownImage
 from tests.support.faces import face_detail
 from tests.support.images import jpeg_bytes
 
 
 def _config(db_url: str, **flags):
     return load_config(flags={"db_url": db_url, "concurrency": 2, **flags}, environ={})
-
-
-def _row(db_url: str, uri: str) -> dict:
-    with Store.open(db_url) as store:
-        return store.image(uri)
 
 
 def _encoded(fmt: str, size=(120, 90), **save) -> bytes:
@@ -89,7 +84,7 @@ def test_s3object_refused_as_unreadable_is_retried_as_bytes_before_anything_is_r
 
 def test_non_aws_s3_endpoint_never_gets_s3object(bucket, rekognition, sqlite_url, monkeypatch):
     """Real Rekognition with a MinIO/Ceph/R2 store: every image goes as bytes."""
-    import indexer.engines.rekognition as engine_module
+    import indexer.engines.rekognition.engine as engine_module
 
     rekognition.s3_is_aws = False  # and it would answer InvalidS3ObjectException if asked
     monkeypatch.setattr(engine_module, "is_aws_endpoint", lambda url: url == rekognition.url)
@@ -120,14 +115,14 @@ def test_which_endpoint_pairs_allow_s3object():
 
 
 @pytest.mark.parametrize("fmt, save", [("WEBP", {}), ("TIFF", {}), ("BMP", {}), ("GIF", {})])
-def test_other_formats_named_jpg_are_converted_not_sent_to_fail(bucket, rekognition, sqlite_url, fmt, save):
+def test_other_formats_named_jpg_are_converted_not_sent_to_fail(bucket, rekognition, sqlite_url, sqlite_store, fmt, save):
     bucket.put_object(Bucket="photos", Key="x/really.jpg", Body=_encoded(fmt, **save), ContentType="image/jpeg")
 
     summary = api.index("s3://photos/x/", config=_config(sqlite_url))
 
     assert (summary.analyzed, summary.failed, summary.api_calls) == (1, 0, 1)
     assert [(c.kind, c.outcome) for c in rekognition.calls] == [("Bytes", "ok")]
-    assert (_row(sqlite_url, "s3://photos/x/really.jpg")["width"], _row(sqlite_url, "s3://photos/x/really.jpg")["height"]) == (120, 90)
+    assert (sqlite_store.image("s3://photos/x/really.jpg")["width"], sqlite_store.image("s3://photos/x/really.jpg")["height"]) == (120, 90)
 
 
 def test_heic_named_jpg_is_converted_through_pillow_heif(bucket, rekognition, sqlite_url):
@@ -142,13 +137,12 @@ def test_heic_named_jpg_is_converted_through_pillow_heif(bucket, rekognition, sq
 
 
 def test_heic_without_a_decoder_is_a_clear_permanent_error(monkeypatch):
-    import indexer.images as images
+    import indexer.engines.decode as decode
 
-    register = images.register_optional_formats
-    register()
-    monkeypatch.setattr(images, "heif_available", False)  # as if pillow-heif were not installed
+    decode.register_optional_formats()
+    monkeypatch.setattr(decode, "heif_available", False)  # as if pillow-heif were not installed
     unreadable_heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\x01" * 64
-    with pytest.raises(images.ImageError) as raised:
+    with pytest.raises(ImageError) as raised:
         prepare_bytes(unreadable_heic)
     assert (raised.value.code, raised.value.retryable) == ("UnsupportedImageFormat", False)
     assert "pillow-heif" in raised.value.message
@@ -171,7 +165,7 @@ def _padded_jpeg(total: int, seed: int) -> bytes:
     return base + b"\0" * (total - len(base))
 
 
-def test_the_s3object_limit_is_15_mebibytes(bucket, rekognition, sqlite_url):
+def test_the_s3object_limit_is_15_mebibytes(bucket, rekognition, sqlite_url, sqlite_store):
     """15 MB means 15 * 2**20 bytes: an object of exactly that size is read in place, one byte
     more and it is downloaded, re-encoded and sent as bytes - never a call that must fail."""
     at_limit, over = _padded_jpeg(S3_REFERENCE_MAX_BYTES, 500), _padded_jpeg(S3_REFERENCE_MAX_BYTES + 1, 501)
@@ -183,10 +177,10 @@ def test_the_s3object_limit_is_15_mebibytes(bucket, rekognition, sqlite_url):
 
     assert (summary.analyzed, summary.failed, summary.api_calls) == (2, 0, 2)
     assert sorted((c.kind, c.outcome) for c in rekognition.calls) == [("Bytes", "ok"), ("S3Object", "ok")]
-    assert _row(sqlite_url, "s3://photos/big/at-limit.jpg")["faces"], "read in place: the registered faces"
+    assert sqlite_store.image("s3://photos/big/at-limit.jpg")["faces"], "read in place: the registered faces"
 
 
-def test_tiny_images_are_upscaled_or_recorded_without_a_call(bucket, rekognition, sqlite_url):
+def test_tiny_images_are_upscaled_or_recorded_without_a_call(bucket, rekognition, sqlite_url, sqlite_store):
     bucket.put_object(Bucket="photos", Key="t/small.jpg", Body=jpeg_bytes(600, (48, 40)))
     bucket.put_object(Bucket="photos", Key="t/icon.png", Body=_encoded("PNG", (12, 12)))
 
@@ -195,22 +189,22 @@ def test_tiny_images_are_upscaled_or_recorded_without_a_call(bucket, rekognition
     assert (summary.analyzed, summary.failed, summary.api_calls) == (1, 1, 1)
     assert [(c.kind, c.outcome) for c in rekognition.calls] == [("Bytes", "ok")]
     assert min(rekognition.calls[0].size) == MIN_SIDE, "upscaled to the minimum side"
-    small = _row(sqlite_url, "s3://photos/t/small.jpg")
+    small = sqlite_store.image("s3://photos/t/small.jpg")
     assert (small["status"], small["width"], small["height"]) == (IMAGE_INDEXED, 48, 40)
-    icon = _row(sqlite_url, "s3://photos/t/icon.png")
+    icon = sqlite_store.image("s3://photos/t/icon.png")
     assert (icon["status"], icon["error_code"]) == (IMAGE_FAILED, "ImageTooSmall")
 
     again = api.index("s3://photos/t/", config=_config(sqlite_url))
     assert (again.skipped_unchanged, again.api_calls) == (2, 0), "permanent: no call on a re-run"
 
 
-def test_zero_byte_object_is_recorded_without_a_call(bucket, rekognition, sqlite_url):
+def test_zero_byte_object_is_recorded_without_a_call(bucket, rekognition, sqlite_url, sqlite_store):
     bucket.put_object(Bucket="photos", Key="z/empty.jpg", Body=b"")
 
     summary = api.index("s3://photos/z/", config=_config(sqlite_url))
 
     assert (summary.failed, summary.api_calls, rekognition.count()) == (1, 0, 0)
-    assert _row(sqlite_url, "s3://photos/z/empty.jpg")["error_code"] == "EmptyObject"
+    assert sqlite_store.image("s3://photos/z/empty.jpg")["error_code"] == "EmptyObject"
 
 
 def test_panorama_never_goes_under_the_minimum_side():
@@ -225,7 +219,7 @@ def test_panorama_never_goes_under_the_minimum_side():
 # -- archived objects --------------------------------------------------------------------------
 
 
-def test_glacier_object_is_recorded_without_a_call_and_analysed_once_restored(bucket, rekognition, sqlite_url):
+def test_glacier_object_is_recorded_without_a_call_and_analysed_once_restored(bucket, rekognition, sqlite_url, sqlite_store):
     body = jpeg_bytes(700)
     rekognition.register(body, [face_detail(sunglasses=True)])
     bucket.put_object(Bucket="photos", Key="g/cold.jpg", Body=body, StorageClass="GLACIER")
@@ -234,7 +228,7 @@ def test_glacier_object_is_recorded_without_a_call_and_analysed_once_restored(bu
 
     first = api.index("s3://photos/g/", config=config)
     assert (first.failed, first.api_calls, rekognition.count()) == (2, 0, 0)
-    row = _row(sqlite_url, "s3://photos/g/cold.jpg")
+    row = sqlite_store.image("s3://photos/g/cold.jpg")
     assert (row["status"], row["error_code"]) == (IMAGE_FAILED, "ObjectArchived")
 
     still = api.index("s3://photos/g/", config=config)
@@ -243,7 +237,7 @@ def test_glacier_object_is_recorded_without_a_call_and_analysed_once_restored(bu
     bucket.restore_object(Bucket="photos", Key="g/cold.jpg", RestoreRequest={"Days": 1})
     restored = api.index("s3://photos/g/", config=config)
     assert (restored.analyzed, restored.skipped_unchanged, restored.api_calls) == (1, 1, 1)
-    row = _row(sqlite_url, "s3://photos/g/cold.jpg")
+    row = sqlite_store.image("s3://photos/g/cold.jpg")
     assert row["status"] == IMAGE_INDEXED and row["faces"][0]["Sunglasses"]["Value"] is True
 
 
@@ -304,7 +298,7 @@ def test_images_beyond_a_jpegs_65500_px_are_fitted_or_recorded_never_a_crash(siz
     from PIL import Image
 
     from indexer.errors import ERROR_CODES, Outcome
-    from indexer.images import JPEG_MAX_SIDE, MIN_SIDE, prepare_bytes
+    from indexer.engines.rekognition.images import JPEG_MAX_SIDE, MIN_SIDE, prepare_bytes
 
     buffer = io.BytesIO()
     Image.new("RGB", size, (90, 120, 150)).save(buffer, format="PNG")

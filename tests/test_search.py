@@ -5,6 +5,7 @@ The expected URI sets are written by hand from tests/support/search_data.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -13,35 +14,22 @@ import pytest
 
 from indexer import search as search_module
 from indexer.query import parse
-from indexer.search import (
-    CSV_COLUMNS,
-    capability_warnings,
-    count,
-    format_count,
-    format_matches,
-    format_stats,
-    search,
-    stats,
-)
+from indexer.output import CSV_COLUMNS, format_count, format_matches, format_stats
+from indexer.search import capability_warnings, count, search, stats
 from indexer.store.repository import Store
 from tests.support.pg import pg_schema_url
 from tests.support.search_data import COLLECTION, P, populate, uris
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'index.db'}"
-        opened = populate(Store.open(url))
-        yield opened
-        opened.close()
-        return
-    with pg_schema_url() as url:
-        opened = populate(Store.open(url))
-        try:
-            yield opened
-        finally:
-            opened.close()
+    """The collection, written once per module on each database; closed whatever the tests did."""
+    with contextlib.ExitStack() as closing:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'index.db'}"
+        else:
+            url = closing.enter_context(pg_schema_url())
+        yield populate(closing.enter_context(Store.open(url)))
 
 
 def found(store: Store, text: str, **kwargs) -> set[str]:
@@ -157,6 +145,17 @@ def test_order_by_confidence(store):
     assert {m.uri for m in search(store, parse("portraits"), order="confidence")} == uris(*"abdejkl")
 
 
+def test_confidence_pages_match_the_full_ranking(store):
+    """A page by confidence is first looked for among the 2 * limit best images: ties at its
+    edge (c, h, j and l all score 99) or image terms must send it to the full ranking."""
+    for text, _letters in EXPECTED:
+        query = parse(text)
+        full = [(m.uri, m.score) for m in search(store, query, order="confidence")]
+        for limit in (1, 2, 3, 5):
+            page = [(m.uri, m.score) for m in search(store, query, order="confidence", limit=limit)]
+            assert page == full[:limit], (text, limit)
+
+
 def test_count(store):
     assert count(store, parse("smiling")) == (6, 7)
     assert count(store, parse("smiling women in group photos")) == (1, 2)
@@ -164,6 +163,16 @@ def test_count(store):
     assert count(store, parse("no faces")) == (1, 0)
     assert count(store, parse("portraits")) == (7, 7)
     assert count(store, parse("scared women")) == (0, 0)
+    assert count(store, parse("smiling, no faces")) == (0, 0) and found(store, "smiling, no faces") == set()
+    assert count(store, parse("smiling, not no faces")) == (6, 7)
+
+
+def test_count_plans_agree(store, monkeypatch):
+    """Counts with image terms walk few images, or else the matching faces: the same numbers."""
+    few = {text: count(store, parse(text)) for text, _letters in EXPECTED}
+    monkeypatch.setattr(search_module, "FEW_IMAGES", 0)
+    assert {text: count(store, parse(text)) for text, _letters in EXPECTED} == few
+    assert few["smiling women in group photos"] == (1, 2) and few["portraits of smiling people"] == (4, 4)
 
 
 def test_capability_warnings(store):
@@ -244,34 +253,26 @@ def test_bad_order_and_format(store):
         format_matches([], "xml", io.StringIO())
 
 
-def test_warning_for_an_engine_whose_attributes_are_not_recorded(tmp_path):
-    from indexer.engines.base import Analysis, ImageRef
+def test_warning_for_an_engine_whose_attributes_are_not_recorded(sqlite_store):
+    from indexer.core import Analysis, ImageRef
     from indexer.store.repository import ImageOutcome
     from tests.support.search_data import face
 
-    store = Store.open(f"sqlite:///{tmp_path / 'index.db'}")
-    try:
-        store.write(
-            [ImageOutcome(ref=ImageRef(uri=f"s3://b/{i}.jpg", size=1, fingerprint=str(i)), engine="mystery",
-                          analysis=Analysis([face("Male", Beard=True)])) for i in range(3)],
-            None,
-        )
-        (warning,) = capability_warnings(store, parse("beard"))
-        assert "3 images indexed by engine 'mystery', whose attributes are not recorded" in warning
-        assert found(store, "beard") == {f"s3://b/{i}.jpg" for i in range(3)}  # answered all the same
-    finally:
-        store.close()
+    sqlite_store.write(
+        [ImageOutcome(ref=ImageRef(uri=f"s3://b/{i}.jpg", size=1, fingerprint=str(i)), engine="mystery",
+                      analysis=Analysis([face("Male", Beard=True)])) for i in range(3)],
+        None,
+    )
+    (warning,) = capability_warnings(sqlite_store, parse("beard"))
+    assert "3 images indexed by engine 'mystery', whose attributes are not recorded" in warning
+    assert found(sqlite_store, "beard") == {f"s3://b/{i}.jpg" for i in range(3)}  # answered all the same
 
 
-def test_search_on_an_empty_index(tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'index.db'}")
-    try:
-        assert search(store, parse("smiling"), limit=10) == []
-        assert count(store, parse("smiling")) == (0, 0)
-        assert capability_warnings(store, parse("beard")) == []
-        assert stats(store)["faces"] == 0
-    finally:
-        store.close()
+def test_search_on_an_empty_index(sqlite_store):
+    assert search(sqlite_store, parse("smiling"), limit=10) == []
+    assert count(sqlite_store, parse("smiling")) == (0, 0)
+    assert capability_warnings(sqlite_store, parse("beard")) == []
+    assert stats(sqlite_store)["faces"] == 0
 
 
 def test_uris_only_skips_the_face_details(store):
@@ -301,3 +302,23 @@ def test_sqlite_reads_the_covering_indexes(store):
     assert "INDEXED BY ix_faces_smile" in statements[1]
     assert any("INDEXED BY ix_faces_search" in s for s in statements[2:])
     assert not any("INDEXED BY" in s and "?" not in s for s in statements)  # values stay bound
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"Confidence": 99.87654321, "Smile": {"Value": True, "Confidence": 1e-05}, "AgeRange": {"Low": 3, "High": 9}},
+        {"Emotions": [{"Type": "HAPPY", "Confidence": 97.5}], "Landmarks": []},
+        {"Note": "caf\u00e9 \"quoted\" \\ back"},  # escapes and non-ASCII: the long way, same text
+        {},
+    ],
+)
+def test_a_stored_face_is_written_as_the_json_of_its_parsed_detail(detail):
+    """JSON Lines output splices the stored text instead of parsing it: the bytes must be those
+    of parsing and encoding it (what every earlier version wrote)."""
+    from indexer.store.facedetail import StoredFace, face_columns, stored_detail
+
+    raw = face_columns(detail)["raw"]
+    face = StoredFace(1234, raw)
+    assert face.json() == json.dumps(stored_detail(raw, 1234), separators=(",", ":"), ensure_ascii=False)
+    assert face.detail() == {**detail, "face_id": 1234}

@@ -5,8 +5,6 @@ Engines are imported lazily by name: ``indexer search`` never pays for boto3 or 
 
 from __future__ import annotations
 
-from .base import ALL_ATTRIBUTES, Analysis, Capabilities, Engine, FaceDetail, ImageRef
-
 ENGINE_NAMES = ("local", "rekognition")
 
-__all__ = ["ALL_ATTRIBUTES", "Analysis", "Capabilities", "Engine", "FaceDetail", "ImageRef", "ENGINE_NAMES"]
+__all__ = ["ENGINE_NAMES"]

@@ -1,8 +1,9 @@
 """Rekognition FaceDetail <-> typed face columns.
 
-One function flattens a FaceDetail into the columns queries filter on; the raw JSON is stored
-as-is beside them, and that raw JSON (plus ``face_id``) is what every output gives back, so
-the user always sees Rekognition's own shape, whichever engine ran.
+Each attribute of the registry (:mod:`indexer.attributes`) flattens its part of a FaceDetail into
+the columns queries filter on; the raw JSON is stored as-is beside them, and that raw JSON (plus
+``face_id``) is what every output gives back, so the user always sees Rekognition's own shape,
+whichever engine ran.
 """
 
 from __future__ import annotations
@@ -10,68 +11,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .models import BOOLEAN_ATTRIBUTES
-
-FaceDetail = dict[str, Any]
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+from ..attributes import ATTRIBUTES, EMOTION
+from ..core import FaceDetail
 
 
 def face_columns(detail: FaceDetail) -> dict[str, Any]:
     """The typed column values of one FaceDetail. Absent attributes become NULL (unknown)."""
-    box = detail.get("BoundingBox") or {}
-    age = detail.get("AgeRange") or {}
-    gender = detail.get("Gender") or {}
-    pose = detail.get("Pose") or {}
-    quality = detail.get("Quality") or {}
-    eye_dir = detail.get("EyeDirection") or {}
-    low, high = age.get("Low"), age.get("High")
-    columns: dict[str, Any] = {
-        "bbox_left": _num(box.get("Left")),
-        "bbox_top": _num(box.get("Top")),
-        "bbox_width": _num(box.get("Width")),
-        "bbox_height": _num(box.get("Height")),
-        "confidence": _num(detail.get("Confidence")),
-        "age_low": int(low) if low is not None else None,
-        "age_high": int(high) if high is not None else None,
-        "age_mid": (low + high) / 2 if low is not None and high is not None else None,
-        "gender": gender.get("Value"),
-        "gender_confidence": _num(gender.get("Confidence")),
-        "pose_roll": _num(pose.get("Roll")),
-        "pose_yaw": _num(pose.get("Yaw")),
-        "pose_pitch": _num(pose.get("Pitch")),
-        "quality_brightness": _num(quality.get("Brightness")),
-        "quality_sharpness": _num(quality.get("Sharpness")),
-        "eye_direction_yaw": _num(eye_dir.get("Yaw")),
-        "eye_direction_pitch": _num(eye_dir.get("Pitch")),
-        "eye_direction_confidence": _num(eye_dir.get("Confidence")),
-    }
-    for key, stem in BOOLEAN_ATTRIBUTES.items():
-        attribute = detail.get(key) or {}
-        value = attribute.get("Value")
-        columns[stem] = bool(value) if value is not None else None
-        columns[f"{stem}_confidence"] = _num(attribute.get("Confidence"))
-    top = top_emotion(detail)
-    columns["emotion"] = top[0] if top else None
-    columns["emotion_confidence"] = top[1] if top else None
+    columns: dict[str, Any] = {}
+    for attribute in ATTRIBUTES:
+        columns.update(attribute.flatten(detail))
     columns["raw"] = json.dumps(detail, separators=(",", ":"), sort_keys=True)
     return columns
 
 
 def emotion_rows(detail: FaceDetail) -> list[tuple[str, float]]:
-    """(type, confidence) for every emotion the engine scored."""
-    return [
-        (str(e["Type"]), float(e["Confidence"]))
-        for e in detail.get("Emotions") or []
-        if e.get("Type") is not None and e.get("Confidence") is not None
-    ]
-
-
-def top_emotion(detail: FaceDetail) -> tuple[str, float] | None:
-    rows = emotion_rows(detail)
-    return max(rows, key=lambda row: row[1]) if rows else None
+    """(type, confidence) for every emotion the engine scored: the rows of the emotions table."""
+    return EMOTION.scores(detail)
 
 
 def stored_detail(raw: str, face_id: int) -> FaceDetail:
@@ -79,3 +34,32 @@ def stored_detail(raw: str, face_id: int) -> FaceDetail:
     detail = json.loads(raw)
     detail["face_id"] = face_id
     return detail
+
+
+class StoredFace:
+    """One face as read back from the index: its id and the raw FaceDetail JSON, parsed only
+    when someone asks for the FaceDetail (JSON Lines output never does: see :meth:`json`)."""
+
+    __slots__ = ("face_id", "raw", "_detail")
+
+    def __init__(self, face_id: int, raw: str) -> None:
+        self.face_id = face_id
+        self.raw = raw
+        self._detail: FaceDetail | None = None
+
+    def detail(self) -> FaceDetail:
+        """The FaceDetail plus ``face_id`` (:func:`stored_detail`), parsed once."""
+        if self._detail is None:
+            self._detail = stored_detail(self.raw, self.face_id)
+        return self._detail
+
+    def json(self) -> str:
+        """``detail()`` as compact JSON: the text ``json.dumps(detail, separators=(",", ":"),
+        ensure_ascii=False)`` gives, spliced from the stored text instead (parsing and
+        re-encoding a page of faces was most of a JSON search's time). The stored text is compact
+        JSON of an object, so the id goes before its closing brace; a text holding an escape
+        (``\\u00e9``, which the output writes unescaped) or an empty object goes the long way."""
+        raw = self.raw
+        if "\\" in raw or not raw.endswith("}") or raw == "{}":
+            return json.dumps(self.detail(), separators=(",", ":"), ensure_ascii=False)
+        return f'{raw[:-1]},"face_id":{int(self.face_id)}}}'

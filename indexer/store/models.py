@@ -1,4 +1,4 @@
-"""SQLAlchemy models: images, faces (one typed column per FaceDetail attribute), emotions, runs.
+"""The schema, as SQLAlchemy Core tables: images, faces (one typed column per FaceDetail attribute), emotions, runs.
 
 Every attribute a query can ask for is a real, typed column, so a search is an indexed SQL
 filter, never a scan of JSON. The raw FaceDetail is kept beside them (``faces.raw``) so the exact
@@ -8,11 +8,12 @@ A boolean attribute an engine cannot predict stays NULL (unknown), never False.
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -21,28 +22,19 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..attributes import FACE_COLUMNS, SEARCHABLE
+from ..attributes import Column as AttributeColumn
+from ..core import RunCounters
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
-}
-
-#: Boolean FaceDetail attributes: FaceDetail key -> column stem (value in ``stem``,
-#: confidence in ``stem_confidence``).
-BOOLEAN_ATTRIBUTES: dict[str, str] = {
-    "Smile": "smile",
-    "Eyeglasses": "eyeglasses",
-    "Sunglasses": "sunglasses",
-    "Beard": "beard",
-    "Mustache": "mustache",
-    "EyesOpen": "eyes_open",
-    "MouthOpen": "mouth_open",
-    "FaceOccluded": "face_occluded",
 }
 
 IMAGE_INDEXED = "indexed"
@@ -55,187 +47,128 @@ RUN_INTERRUPTED = "interrupted"
 RUN_ABANDONED = "abandoned"
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-
-class Run(Base):
-    """One invocation of ``indexer index``: what it was asked, what it did, how it ended."""
-
-    __tablename__ = "runs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(Text)
-    engine: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default=RUN_RUNNING, index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    host: Mapped[str | None] = mapped_column(String(255))
-    pid: Mapped[int | None] = mapped_column(Integer)
-    listed: Mapped[int] = mapped_column(Integer, default=0)
-    skipped_unchanged: Mapped[int] = mapped_column(Integer, default=0)
-    analyzed: Mapped[int] = mapped_column(Integer, default=0)
-    faces: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
-    pruned: Mapped[int] = mapped_column(Integer, default=0)
-    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+#: One invocation of ``indexer index``: what it was asked, what it did, how it ended. The counter
+#: columns are :class:`indexer.core.RunCounters`' fields (``outdated`` came later: NULL in old rows).
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("status", String(16), nullable=False, default=RUN_RUNNING, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    *[Column(name, Integer, nullable=False, default=0) for name in RunCounters.names() if name != "outdated"],
     #: Images re-analysed because an older model set of the engine had indexed them.
-    outdated: Mapped[int | None] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
+    Column("outdated", Integer, default=0),
+    Column("error", Text),
+)
+
+#: One image of a collection, with the fingerprint that makes re-runs incremental.
+images_table = Table(
+    "images",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uri", Text, nullable=False, unique=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("size", BigInteger),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("engine", String(32), nullable=False, index=True),
+    # Which version of the engine's models analysed it (``local@2``); an older one means re-analyse.
+    Column("model_set", String(32)),
+    Column("status", String(16), nullable=False, index=True),
+    # Number of faces stored for this image: image-level queries ("3 or more faces") need no join.
+    Column("face_count", Integer, nullable=False, default=0, index=True),
+    Column("error_code", String(128)),
+    Column("error_message", Text),
+    # For failures: may the next run try again although the image is unchanged?
+    Column("retryable", Boolean),
+    Column("indexed_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", ForeignKey("runs.id", ondelete="SET NULL")),
+    # Last run whose listing saw this image; ``--prune`` removes what the current run did not see.
+    Column("seen_run_id", Integer),
+)
 
 
-class Image(Base):
-    """One image of a collection, with the fingerprint that makes re-runs incremental."""
-
-    __tablename__ = "images"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uri: Mapped[str] = mapped_column(Text, unique=True)
-    fingerprint: Mapped[str] = mapped_column(String(128))
-    size: Mapped[int | None] = mapped_column(BigInteger)
-    width: Mapped[int | None] = mapped_column(Integer)
-    height: Mapped[int | None] = mapped_column(Integer)
-    engine: Mapped[str] = mapped_column(String(32), index=True)
-    #: Which version of the engine's models analysed it (``local@2``); an older one means re-analyse.
-    model_set: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    #: Number of faces stored for this image: image-level queries ("3 or more faces") need no join.
-    face_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
-    error_code: Mapped[str | None] = mapped_column(String(128))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    #: For failures: may the next run try again although the image is unchanged?
-    retryable: Mapped[bool | None] = mapped_column(Boolean)
-    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    #: Last run whose listing saw this image; ``--prune`` removes what the current run did not see.
-    seen_run_id: Mapped[int | None] = mapped_column(Integer)
-
-    faces: Mapped[list["Face"]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", passive_deletes=True, order_by="Face.face_index"
-    )
+def _sql_type(column: AttributeColumn) -> Any:
+    """The SQL type of a registry column."""
+    return {"float": Float, "smallint": SmallInteger, "boolean": Boolean}.get(column.type) or String(column.length)
 
 
-class Face(Base):
-    """One detected face: a typed column for every FaceDetail attribute, plus the raw JSON."""
+#: One detected face: a typed column for every column of the attribute registry
+#: (:mod:`indexer.attributes`), plus the raw FaceDetail JSON.
+faces_table = Table(
+    "faces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("image_id", ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("face_index", SmallInteger, nullable=False),
+    Column("engine", String(32), nullable=False),
+    *[Column(column.name, _sql_type(column)) for column in FACE_COLUMNS],
+    Column("raw", Text, nullable=False),
+)
 
-    __tablename__ = "faces"
+#: Every emotion the engine scored for a face, not only the top one.
+emotions_table = Table(
+    "emotions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("face_id", ForeignKey("faces.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(16), nullable=False),
+    Column("confidence", Float, nullable=False),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
-    face_index: Mapped[int] = mapped_column(SmallInteger)
-    engine: Mapped[str] = mapped_column(String(32))
+#: The capabilities of each engine that has written to this index: recorded by every run, so
+#: ``search`` can tell which images can never answer an attribute (``beard`` on images of an
+#: engine that does not predict beards) without importing engines. ``attributes`` is a JSON list
+#: of the FaceDetail keys the engine fills.
+engines_table = Table(
+    "engines",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("attributes", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 
-    bbox_left: Mapped[float | None] = mapped_column(Float)
-    bbox_top: Mapped[float | None] = mapped_column(Float)
-    bbox_width: Mapped[float | None] = mapped_column(Float)
-    bbox_height: Mapped[float | None] = mapped_column(Float)
-    confidence: Mapped[float | None] = mapped_column(Float)
-
-    age_low: Mapped[int | None] = mapped_column(SmallInteger)
-    age_high: Mapped[int | None] = mapped_column(SmallInteger)
-    #: Middle of AgeRange, what age queries compare against; stored so it can be indexed.
-    age_mid: Mapped[float | None] = mapped_column(Float)
-    gender: Mapped[str | None] = mapped_column(String(8))
-    gender_confidence: Mapped[float | None] = mapped_column(Float)
-
-    smile: Mapped[bool | None] = mapped_column(Boolean)
-    smile_confidence: Mapped[float | None] = mapped_column(Float)
-    eyeglasses: Mapped[bool | None] = mapped_column(Boolean)
-    eyeglasses_confidence: Mapped[float | None] = mapped_column(Float)
-    sunglasses: Mapped[bool | None] = mapped_column(Boolean)
-    sunglasses_confidence: Mapped[float | None] = mapped_column(Float)
-    beard: Mapped[bool | None] = mapped_column(Boolean)
-    beard_confidence: Mapped[float | None] = mapped_column(Float)
-    mustache: Mapped[bool | None] = mapped_column(Boolean)
-    mustache_confidence: Mapped[float | None] = mapped_column(Float)
-    eyes_open: Mapped[bool | None] = mapped_column(Boolean)
-    eyes_open_confidence: Mapped[float | None] = mapped_column(Float)
-    mouth_open: Mapped[bool | None] = mapped_column(Boolean)
-    mouth_open_confidence: Mapped[float | None] = mapped_column(Float)
-    face_occluded: Mapped[bool | None] = mapped_column(Boolean)
-    face_occluded_confidence: Mapped[float | None] = mapped_column(Float)
-
-    pose_roll: Mapped[float | None] = mapped_column(Float)
-    pose_yaw: Mapped[float | None] = mapped_column(Float)
-    pose_pitch: Mapped[float | None] = mapped_column(Float)
-    quality_brightness: Mapped[float | None] = mapped_column(Float)
-    quality_sharpness: Mapped[float | None] = mapped_column(Float)
-    eye_direction_yaw: Mapped[float | None] = mapped_column(Float)
-    eye_direction_pitch: Mapped[float | None] = mapped_column(Float)
-    eye_direction_confidence: Mapped[float | None] = mapped_column(Float)
-
-    #: The face's top emotion (Rekognition type, e.g. HAPPY) and its confidence.
-    emotion: Mapped[str | None] = mapped_column(String(16))
-    emotion_confidence: Mapped[float | None] = mapped_column(Float)
-
-    raw: Mapped[str] = mapped_column(Text)
-
-    image: Mapped[Image] = relationship(back_populates="faces")
-    emotions: Mapped[list["Emotion"]] = relationship(
-        back_populates="face", cascade="all, delete-orphan", passive_deletes=True
-    )
-
-
-class Emotion(Base):
-    """Every emotion Rekognition scored for a face, not only the top one."""
-
-    __tablename__ = "emotions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(16))
-    confidence: Mapped[float] = mapped_column(Float)
-
-    face: Mapped[Face] = relationship(back_populates="emotions")
-
-
-class EngineInfo(Base):
-    """The capabilities of each engine that has written to this index.
-
-    Recorded by every run, so ``search`` can tell which images can never answer an attribute
-    (``beard`` on images of an engine that does not predict beards) without importing engines.
-    """
-
-    __tablename__ = "engines"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    #: JSON list of the FaceDetail keys this engine fills.
-    attributes: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Lock(Base):
-    """A lease that keeps two runs over the same database and source from doing the work twice."""
-
-    __tablename__ = "locks"
-
-    name: Mapped[str] = mapped_column(String(512), primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(Integer)
-    host: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int] = mapped_column(Integer)
-    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+#: A lease that keeps two runs over the same database and source from doing the work twice.
+locks_table = Table(
+    "locks",
+    metadata,
+    Column("name", String(512), primary_key=True),
+    Column("run_id", Integer),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
 
 
 # Indexes for attribute search (see search.py; created by migration 0002). Face rows carry the
 # raw JSON, so every search is answered from indexes alone (covering), never by fetching rows:
-# - one face term: its (value, image_id, confidence) index, already in image order;
+# - one face term: its attribute's (value, image_id, confidence) index, already in image order;
 # - several face terms: one index-only pass over ix_faces_search, which holds every searchable
-#   column after image_id (also the probe for pages walked in URI order).
-for _stem in BOOLEAN_ATTRIBUTES.values():
-    Index(f"ix_faces_{_stem}", getattr(Face, _stem), Face.image_id, getattr(Face, f"{_stem}_confidence"))
-Index("ix_faces_gender", Face.gender, Face.image_id, Face.gender_confidence)
-Index("ix_faces_emotion", Face.emotion, Face.image_id, Face.emotion_confidence)
-Index("ix_faces_age_mid", Face.age_mid, Face.image_id)
+#   column after image_id (also the probe for pages walked in URI order). Migration 0002 put
+#   these attributes' columns first; any other searchable attribute follows in registry order.
+_SEARCH_INDEX_LEAD = ("Gender", "AgeRange", "Emotions")
+_faces = faces_table.c
+for _attribute in SEARCHABLE:
+    Index(_attribute.index, *[_faces[name] for name in _attribute.index_columns])
+_covered = sorted(
+    SEARCHABLE,
+    key=lambda a: _SEARCH_INDEX_LEAD.index(a.key) if a.key in _SEARCH_INDEX_LEAD else len(_SEARCH_INDEX_LEAD),
+)
+# The detection confidence last (migration 0004): what --order confidence ranks a face by when the
+# query names no term with a confidence of its own.
 Index(
     "ix_faces_search",
-    Face.image_id,
-    Face.gender,
-    Face.gender_confidence,
-    Face.age_mid,
-    Face.emotion,
-    Face.emotion_confidence,
-    *[getattr(Face, name) for stem in BOOLEAN_ATTRIBUTES.values() for name in (stem, f"{stem}_confidence")],
+    _faces.image_id,
+    *[_faces[name] for attribute in _covered for name in attribute.search_columns],
+    _faces.confidence,
 )
-Index("ix_images_seen", Image.seen_run_id)
+Index("ix_images_seen", images_table.c.seen_run_id)

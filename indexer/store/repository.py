@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from ..engines.base import Analysis, ImageRef
+from ..core import Analysis, ImageRef, RunCounters
 from ..errors import ImageError
 from .db import check_reachable, create_db_engine
 from .facedetail import emotion_rows, face_columns, stored_detail
@@ -27,12 +25,19 @@ from .models import (
     IMAGE_FAILED,
     IMAGE_INDEXED,
     RUN_RUNNING,
-    Emotion,
-    EngineInfo,
-    Face,
-    Image,
-    Run,
+    emotions_table,
+    engines_table,
+    faces_table,
+    images_table,
+    runs_table,
 )
+
+#: The tables' columns, read often enough to deserve short names.
+_runs = runs_table.c
+_images = images_table.c
+_faces = faces_table.c
+_emotions = emotions_table.c
+_engines = engines_table.c
 
 #: Bound parameters per IN (...) look-up: well under SQLite's 32k limit, one round trip each.
 LOOKUP_BATCH = 2000
@@ -70,20 +75,16 @@ class ImageOutcome:
         return len(self.analysis.face_details) if self.analysis else 0
 
 
-@dataclass
-class RunCounters:
-    listed: int = 0
-    skipped_unchanged: int = 0
-    analyzed: int = 0
-    faces: int = 0
-    failed: int = 0
-    pruned: int = 0
-    api_calls: int = 0
-    #: Of ``analyzed``/``failed``: images planned because an older model set had indexed them.
-    outdated: int = 0
+def _dialect_insert(conn: Any) -> Any:
+    """The database's own INSERT, which has ON CONFLICT; PostgreSQL's dialect module is imported
+    only when that is the database (it is not cheap, and a search on SQLite never needs it)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 class Store:
@@ -122,7 +123,7 @@ class Store:
         now = utcnow()
         with self.engine.begin() as conn:
             return conn.execute(
-                insert(Run)
+                insert(runs_table)
                 .values(
                     source=source,
                     engine=engine,
@@ -131,33 +132,38 @@ class Store:
                     heartbeat_at=now,
                     host=socket.gethostname(),
                     pid=os.getpid(),
-                    **RunCounters().as_dict(),
+                    **RunCounters().counters(),
                 )
-                .returning(Run.id)
+                .returning(_runs.id)
             ).scalar_one()
 
     def update_run(self, run_id: int, counters: RunCounters) -> None:
         """Record progress and prove the run is alive (the heartbeat)."""
         with self.engine.begin() as conn:
-            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **counters.as_dict()))
+            conn.execute(update(runs_table).where(_runs.id == run_id).values(heartbeat_at=utcnow(), **counters.counters()))
 
     def finish_run(self, run_id: int, status: str, counters: RunCounters, error: str | None = None) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(status=status, ended_at=now, heartbeat_at=now, error=error, **counters.as_dict())
+                update(runs_table)
+                .where(_runs.id == run_id)
+                .values(status=status, ended_at=now, heartbeat_at=now, error=error, **counters.counters())
             )
 
-    def runs(self, limit: int = 20) -> list[Run]:
-        """The last ``limit`` runs, newest first (detached objects, safe to read after return)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+    def runs(self, limit: int = 20) -> list[Row[Any]]:
+        """The last ``limit`` runs, newest first (rows: ``run.id``, ``run.status``, ...)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(runs_table).order_by(_runs.id.desc()).limit(limit)).all())
 
-    def run(self, run_id: int) -> Run | None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            return session.get(Run, run_id)
+    def run(self, run_id: int) -> Row[Any] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs_table).where(_runs.id == run_id)).first()
+
+    @staticmethod
+    def run_counters(run: Row[Any]) -> RunCounters:
+        """The counters a ``runs`` row recorded (NULL, in a row older than its column, reads 0)."""
+        return RunCounters(**{name: getattr(run, name) or 0 for name in RunCounters.names()})
 
     # -- engines ------------------------------------------------------------------------------
 
@@ -165,11 +171,10 @@ class Store:
         """Remember which FaceDetail keys engine ``name`` fills (read by search's warnings)."""
         values = {"name": name, "attributes": json.dumps(sorted(attributes)), "updated_at": utcnow()}
         with self.engine.begin() as conn:
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            statement = dialect_insert(EngineInfo).values(**values)
+            statement = _dialect_insert(conn)(engines_table).values(**values)
             conn.execute(
                 statement.on_conflict_do_update(
-                    index_elements=[EngineInfo.name],
+                    index_elements=[_engines.name],
                     set_={"attributes": statement.excluded.attributes, "updated_at": statement.excluded.updated_at},
                 )
             )
@@ -177,7 +182,7 @@ class Store:
     def engine_attributes(self) -> dict[str, frozenset[str]]:
         """FaceDetail keys each recorded engine fills, by engine name."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(EngineInfo.name, EngineInfo.attributes)).all()
+            rows = conn.execute(select(_engines.name, _engines.attributes)).all()
         return {name: frozenset(json.loads(attributes)) for name, attributes in rows}
 
     # -- planning -----------------------------------------------------------------------------
@@ -193,8 +198,8 @@ class Store:
                 chunk = uris[start : start + LOOKUP_BATCH]
                 rows = conn.execute(
                     select(
-                        Image.uri, Image.fingerprint, Image.engine, Image.model_set, Image.status, Image.retryable
-                    ).where(Image.uri.in_(chunk))
+                        _images.uri, _images.fingerprint, _images.engine, _images.model_set, _images.status, _images.retryable
+                    ).where(_images.uri.in_(chunk))
                 )
                 for uri, fingerprint, engine, model_set, status, retryable in rows:
                     found[uri] = KnownImage(fingerprint, engine, status, retryable, model_set)
@@ -205,22 +210,22 @@ class Store:
         with self.engine.begin() as conn:
             for start in range(0, len(uris), LOOKUP_BATCH):
                 chunk = uris[start : start + LOOKUP_BATCH]
-                conn.execute(update(Image).where(Image.uri.in_(chunk)).values(seen_run_id=run_id))
+                conn.execute(update(images_table).where(_images.uri.in_(chunk)).values(seen_run_id=run_id))
 
     def prune(self, uri_prefix: str, run_id: int) -> int:
         """Delete images under ``uri_prefix`` that run ``run_id`` did not see. Faces cascade."""
-        stale = select(Image.id).where(
-            Image.uri.startswith(uri_prefix, autoescape=True),
-            (Image.seen_run_id.is_(None)) | (Image.seen_run_id != run_id),
+        stale = select(_images.id).where(
+            _images.uri.startswith(uri_prefix, autoescape=True),
+            (_images.seen_run_id.is_(None)) | (_images.seen_run_id != run_id),
         )
         with self.engine.begin() as conn:
             ids = list(conn.execute(stale).scalars())
             for start in range(0, len(ids), LOOKUP_BATCH):
                 chunk = ids[start : start + LOOKUP_BATCH]
-                face_ids = select(Face.id).where(Face.image_id.in_(chunk))
-                conn.execute(delete(Emotion).where(Emotion.face_id.in_(face_ids)))
-                conn.execute(delete(Face).where(Face.image_id.in_(chunk)))
-                conn.execute(delete(Image).where(Image.id.in_(chunk)))
+                face_ids = select(_faces.id).where(_faces.image_id.in_(chunk))
+                conn.execute(delete(emotions_table).where(_emotions.face_id.in_(face_ids)))
+                conn.execute(delete(faces_table).where(_faces.image_id.in_(chunk)))
+                conn.execute(delete(images_table).where(_images.id.in_(chunk)))
         return len(ids)
 
     # -- writing results ----------------------------------------------------------------------
@@ -278,42 +283,41 @@ class Store:
             "height": analysis.height if analysis else None,
         }
         image_id = self._upsert_image(conn, values)
-        old_faces = select(Face.id).where(Face.image_id == image_id)
-        conn.execute(delete(Emotion).where(Emotion.face_id.in_(old_faces)))
-        conn.execute(delete(Face).where(Face.image_id == image_id))
+        old_faces = select(_faces.id).where(_faces.image_id == image_id)
+        conn.execute(delete(emotions_table).where(_emotions.face_id.in_(old_faces)))
+        conn.execute(delete(faces_table).where(_faces.image_id == image_id))
         if not analysis or not analysis.face_details:
             return
         rows = [
             {"image_id": image_id, "face_index": i, "engine": outcome.engine, **face_columns(detail)}
             for i, detail in enumerate(analysis.face_details)
         ]
-        face_ids = conn.execute(insert(Face).returning(Face.id, sort_by_parameter_order=True), rows).scalars().all()
+        face_ids = conn.execute(insert(faces_table).returning(_faces.id, sort_by_parameter_order=True), rows).scalars().all()
         emotions = [
             {"face_id": face_id, "type": kind, "confidence": confidence}
             for face_id, detail in zip(face_ids, analysis.face_details)
             for kind, confidence in emotion_rows(detail)
         ]
         if emotions:
-            conn.execute(insert(Emotion), emotions)
+            conn.execute(insert(emotions_table), emotions)
 
     def _upsert_image(self, conn: Any, values: dict[str, Any]) -> int:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(Image).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[Image.uri], set_={k: statement.excluded[k] for k in values if k != "uri"}
-        ).returning(Image.id)
-        return conn.execute(statement).scalar_one()
+        statement = _dialect_insert(conn)(images_table).values(**values)
+        upsert = statement.on_conflict_do_update(
+            index_elements=[_images.uri], set_={k: statement.excluded[k] for k in values if k != "uri"}
+        ).returning(_images.id)
+        return conn.execute(upsert).scalar_one()
 
     # -- reading ------------------------------------------------------------------------------
 
     def image(self, uri: str) -> dict[str, Any] | None:
         """One image's row and its faces, each face in Rekognition's own shape plus ``face_id``."""
-        with Session(self.engine) as session:
-            image = session.scalars(select(Image).where(Image.uri == uri)).first()
+        with self.engine.connect() as conn:
+            image = conn.execute(select(images_table).where(_images.uri == uri)).first()
             if image is None:
                 return None
-            faces = session.execute(
-                select(Face.id, Face.raw).where(Face.image_id == image.id).order_by(Face.face_index)
+            faces = conn.execute(
+                select(_faces.id, _faces.raw).where(_faces.image_id == image.id).order_by(_faces.face_index)
             ).all()
         return {
             "uri": image.uri,

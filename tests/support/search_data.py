@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from indexer.engines.base import Analysis, ImageRef
+from indexer.core import Analysis, ImageRef
 from indexer.errors import ImageError
 from indexer.store.repository import ImageOutcome, Store
 

@@ -3,7 +3,7 @@
 
 No registry package ships a model for these attributes, so each one is a small set of image
 measurements, each compared with the face's *own* skin (the mid-cheeks), and turned into a
-probability by a logistic. Following the convention of ``pipeline.py``, every logistic is centred
+probability by a logistic. Following the convention of ``analyzer.py``, every logistic is centred
 on the midpoint between the two states it separates and its scale is a quarter of their distance;
 the two states' typical values (class medians) were measured once on the public half of the CelebA
 sample (``../shared/data/celeba_attributes``; our own sunglasses labels in

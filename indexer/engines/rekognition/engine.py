@@ -4,10 +4,10 @@ An S3 object is passed as an ``S3Object`` reference (never downloaded) only when
 really read it: the S3 endpoint is AWS's own (Rekognition cannot read MinIO, Ceph, R2...), the
 bucket is in the Rekognition client's region (asked once per bucket), and the object's first
 64 KiB - read anyway for its dimensions - say it is a JPEG/PNG within the S3Object limits.
-Everything else is read, made upright and acceptable by :mod:`indexer.images`, and sent as
-bytes; an ``S3Object`` the service still refuses (unreadable, too large, undecodable) is retried
-as bytes before anything is recorded. What can never succeed (zero bytes, an archived object,
-an image too small) is recorded without a call.
+Everything else is read, made upright and acceptable by :mod:`indexer.engines.rekognition.images`,
+and sent as bytes; an ``S3Object`` the service still refuses (unreadable, too large, undecodable)
+is retried as bytes before anything is recorded. What can never succeed (zero bytes, an archived
+object, an image too small) is recorded without a call.
 
 Pacing, retries and the count of billable calls are the caller's
 (:class:`indexer.ratelimit.RetryingCaller`), so botocore itself tries each call once; failures
@@ -20,11 +20,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws import BucketRegions, is_aws_endpoint
-from ..errors import FatalError, ImageError, IndexerError, aws_error_info, translate
-from ..images import HeaderInfo, can_reference_in_s3, fits_s3_reference, prepare_bytes, probe_header
-from ..ratelimit import CallFailed, RetryingCaller, RetryPolicy
-from .base import ALL_ATTRIBUTES, Analysis, ByteReader, Capabilities, ImageRef
+from ...attributes import ALL_ATTRIBUTES
+from ...aws import BucketRegions, is_aws_endpoint
+from ...core import Analysis, ByteReader, ImageRef
+from ...errors import FatalError, ImageError, IndexerError, aws_error_info, translate
+from ...ratelimit import CallFailed, RetryingCaller, RetryPolicy
+from ..base import Capabilities
+from .images import HeaderInfo, can_reference_in_s3, fits_s3_reference, prepare_bytes, probe_header
 
 CAPABILITIES = Capabilities(name="rekognition", attributes=ALL_ATTRIBUTES)
 _HEADER_BYTES = 65536
@@ -80,6 +82,11 @@ class RekognitionEngine:
         self._regions = BucketRegions(s3_client) if s3_client is not None else None
         self._lock = threading.Lock()
         self._buckets: dict[str, _BucketState] = {}
+
+    def prepare(self) -> None:
+        """Nothing to start: the clients exist, and credentials or permissions are checked by the
+        first call, whose failure stops the run (:mod:`indexer.errors`) - a check call here would
+        only cost one more call per run."""
 
     # -- analysis ------------------------------------------------------------------------------
 
@@ -153,18 +160,6 @@ class RekognitionEngine:
             with self._lock:
                 self._bucket(image["S3Object"]["Bucket"]).in_place_ok += 1
         return Analysis(face_details=response.get("FaceDetails", []), width=width, height=height, api_calls=spent + answered)
-
-    def compare_faces(self, source: dict[str, Any], target: dict[str, Any], similarity_threshold: float = 80.0) -> dict[str, Any]:
-        """``CompareFaces`` between two Rekognition ``Image`` dicts (S3Object or Bytes)."""
-        try:
-            response, _ = self.caller.call(
-                lambda: self.client.compare_faces(
-                    SourceImage=source, TargetImage=target, SimilarityThreshold=similarity_threshold
-                )
-            )
-        except CallFailed as failed:
-            raise self._error(failed.cause, failed.answered) from None
-        return response
 
     def _error(self, exc: BaseException, api_calls: int) -> IndexerError:
         """The table's verdict: fatal for the run, usage, or this image's retryable/permanent error."""

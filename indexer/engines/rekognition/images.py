@@ -1,4 +1,5 @@
-"""Turning an image into what Rekognition accepts, at the least cost - decided from its bytes.
+"""The Rekognition engine's image preparation: what Rekognition accepts, at the least cost -
+decided from the image's bytes (decoding itself is :mod:`indexer.engines.decode`'s, shared).
 
 Rekognition reads JPEG and PNG S3 objects up to 15 MiB in place (no download, no upload), and
 image bytes up to 5 MiB, at least 80 px on each side. What an image *is* comes from its first
@@ -13,8 +14,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from .engines.base import ImageRef
-from .errors import ImageError
+from ...core import ImageRef
+from ...errors import ImageError
+from ..decode import TRANSPOSED_ORIENTATIONS, register_optional_formats, sniff_format, to_rgb, unidentified_image_error
 
 #: Rekognition's documented limits ("Guidelines and quotas", docs.aws.amazon.com/rekognition/
 #: latest/dg/limits.html) say "15 MB" for S3 objects and "5 MB" for bytes. AWS means binary
@@ -35,10 +37,6 @@ _QUALITIES = (90, 75, 60, 45)
 #: re-encoded fits it, or it is recorded as too large; it is never sent to fail.
 JPEG_MAX_SIDE = 65500
 _HALF_PIXELS = 0.7071  # sqrt(1/2): each downscaling step halves the pixel count
-#: EXIF orientations that rotate by 90 degrees (width and height swap once upright).
-_TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
-#: ISO-BMFF brands of HEIF/HEIC/AVIF files (bytes 8-12 of the ``ftyp`` box).
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
 
 @dataclass(frozen=True)
@@ -57,54 +55,6 @@ class HeaderInfo:
     format: str | None
     width: int | None = None
     height: int | None = None
-
-
-_optional_formats_registered = False
-#: Whether a HEIC/HEIF decoder (``pillow-heif``) is installed and registered with Pillow.
-heif_available = False
-
-
-def register_optional_formats() -> None:
-    """Teach Pillow HEIC/HEIF (``pillow-heif``) when it is installed; harmless to call twice."""
-    global _optional_formats_registered, heif_available
-    if _optional_formats_registered:
-        return
-    _optional_formats_registered = True
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:
-        return
-    register_heif_opener()
-    heif_available = True
-
-
-def unidentified_image_error(data: bytes) -> ImageError:
-    """The error for bytes Pillow cannot identify: a HEIC/HEIF photo the installed decoders cannot
-    read is *unsupported* (a clear code a user can act on), anything else is not an image."""
-    if sniff_format(data[:64]) == "HEIF":
-        why = "its variant is one the HEIF decoder cannot read" if heif_available else "no HEIF decoder installed (pip install pillow-heif)"
-        return ImageError("UnsupportedImageFormat", f"HEIC/HEIF image: {why}")
-    return ImageError("InvalidImageFormatException", "not an image format Pillow can read")
-
-
-def sniff_format(header: bytes) -> str | None:
-    """The format the bytes really are (``JPEG``, ``PNG``, ``HEIF``, ``WEBP``...), or None."""
-    if header.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if header.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if len(header) >= 12 and header[4:8] == b"ftyp" and header[8:12] in _HEIF_BRANDS:
-        return "HEIF"
-    if header.startswith(b"RIFF") and header[8:12] == b"WEBP":
-        return "WEBP"
-    register_optional_formats()
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(header)) as image:
-            return image.format
-    except Exception:
-        return None
 
 
 def probe_header(header: bytes) -> HeaderInfo:
@@ -171,58 +121,6 @@ def prepare_bytes(data: bytes, max_bytes: int = BYTES_MAX, *, reencode: bool = F
     return PreparedImage(_jpeg_under(_at_least_min_side(to_rgb(upright)), max_bytes), width, height, original=False)
 
 
-#: Largest value of a 16-bit sample (PNG/TIFF 16 bits per sample): scaled down to 0-255.
-_MAX_16BIT = 65535
-#: Pillow's modes for 16-bit greyscale (PNG stores big-endian; TIFF either byte order).
-_MODES_16BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
-#: Modes that carry transparency: composited on white, as a viewer shows them.
-_MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "La", "PA", "RGBa"})
-
-
-def _deep_to_8bit(im):
-    """A 16-bit or 32-bit greyscale image as mode ``L``, scaled by its sample range.
-
-    Pillow's own ``convert`` *clips* these values to 0-255 instead of scaling them, which turns
-    a 16-bit photo almost entirely white (99.6% of pixels on a 16-bit portrait). 16-bit modes
-    scale by 65535; mode ``I`` (32-bit integers, how some decoders hand over 16-bit data) by 255
-    when its values fit 8 bits, else 65535 when they fit 16 bits, else its own maximum; mode ``F``
-    (float TIFF) by 1.0 when its values fit 0-1, else its maximum.
-    """
-    import numpy as np
-    from PIL import Image
-
-    values = np.asarray(im, dtype=np.float64)
-    if im.mode in _MODES_16BIT:
-        ceiling = float(_MAX_16BIT)
-    else:
-        top = float(values.max()) if values.size else 0.0
-        if im.mode == "F" and top <= 1.0:
-            ceiling = 1.0
-        elif top <= 255:
-            ceiling = 255.0
-        elif top <= _MAX_16BIT:
-            ceiling = float(_MAX_16BIT)
-        else:
-            ceiling = top
-    scaled = np.clip(values * (255.0 / ceiling), 0, 255) + 0.5
-    return Image.fromarray(scaled.astype(np.uint8), mode="L")
-
-
-def to_rgb(im):
-    """Any Pillow mode -> RGB: transparency on white, deep greyscale scaled, CMYK and palettes converted."""
-    from PIL import Image
-
-    if im.mode == "RGB":
-        return im
-    if im.mode in _MODES_16BIT or im.mode in ("I", "F"):
-        return _deep_to_8bit(im).convert("RGB")
-    if im.mode in _MODES_WITH_ALPHA or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    return im.convert("RGB")
-
-
 def _at_least_min_side(image):
     """Upscaled so its short side is MIN_SIDE, when it is under it (callers checked the ratio)."""
     from PIL import Image
@@ -236,7 +134,7 @@ def _at_least_min_side(image):
         raise ImageError(
             "ImageTooLarge", f"{image.width}x{image.height} px: too elongated to reach {MIN_SIDE} px a side within a JPEG's {JPEG_MAX_SIDE} px"
         )
-    return image.resize(size, Image.LANCZOS)
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _jpeg_under(image, max_bytes: int) -> bytes:
@@ -252,7 +150,7 @@ def _jpeg_under(image, max_bytes: int) -> bytes:
             raise ImageError(
                 "ImageTooLarge", f"{image.width}x{image.height} px: a JPEG of at most {JPEG_MAX_SIDE} px would be under {MIN_SIDE} px high"
             )
-        image = image.resize((max(MIN_SIDE, int(image.width * scale)), max(MIN_SIDE, int(image.height * scale))), Image.LANCZOS)
+        image = image.resize((max(MIN_SIDE, int(image.width * scale)), max(MIN_SIDE, int(image.height * scale))), Image.Resampling.LANCZOS)
     while True:
         data = _encode(image, _QUALITIES[0])
         if len(data) <= max_bytes:
@@ -262,7 +160,7 @@ def _jpeg_under(image, max_bytes: int) -> bytes:
         if scale >= 0.999:
             break  # at the minimum side already: only the quality is left to give
         size = (max(MIN_SIDE, int(image.width * scale)), max(MIN_SIDE, int(image.height * scale)))
-        image = image.resize(size, Image.LANCZOS)
+        image = image.resize(size, Image.Resampling.LANCZOS)
     for quality in _QUALITIES[1:]:
         data = _encode(image, quality)
         if len(data) <= max_bytes:
@@ -289,4 +187,4 @@ def dimensions_from_header(header: bytes) -> tuple[int, int] | None:
         orientation = image.getexif().get(0x0112, 1) if image.format == "JPEG" else 1
     except Exception:
         return None
-    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+    return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)

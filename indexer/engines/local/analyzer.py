@@ -205,10 +205,10 @@ class FaceAnalyzer:
         # Smile: the two independent cues (expression model, mouth geometry) averaged.
         p_smile = 0.5 * emo["HAPPY"] + 0.5 * p_smile_geom
 
-        emotions = sorted(
-            ({"Type": k, "Confidence": float(round(100.0 * v, 3))} for k, v in emo.items()),
-            key=lambda e: -e["Confidence"],
-        )
+        emotions = [
+            {"Type": k, "Confidence": float(round(100.0 * v, 3))}
+            for k, v in sorted(emo.items(), key=lambda item: -round(100.0 * item[1], 3))
+        ]
 
         # Eye direction: iris offset from the eye-corner midpoint, in eye half-widths.
         def gaze(iris, outer, inner):
