@@ -28,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: 50]" is text, not markup
     cls=PlainCoercionGroup,
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True, cls=PlainCoercionGroup)
