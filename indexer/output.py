@@ -65,8 +65,9 @@ def _csv(matches: Iterable[ImageMatch], out: IO[str], min_confidence: float) -> 
 def _table(matches: Iterable[ImageMatch], out: IO[str], min_confidence: float) -> None:
     """URI, matching/all faces, and the first three matching faces' summaries."""
     rows = [
-        (m.uri, f"{len(m.faces)}/{m.face_count}",
-         "; ".join(face_summary(d, min_confidence) for d in m.faces[:3]) + (" ..." if len(m.faces) > 3 else ""))
+        (m.uri, f"{len(m.stored_faces)}/{m.face_count}",
+         "; ".join(face_summary(face.detail(), min_confidence) for face in m.stored_faces[:3])
+         + (" ..." if len(m.stored_faces) > 3 else ""))
         for m in matches
     ]
     if not rows:

@@ -329,15 +329,19 @@ def _page_among_best(
     return None
 
 
+#: The rank of an image without a score: below every confidence (0-100).
+_NO_SCORE = -1.0
+
+
 def _rank(score: Any) -> Any:
     """What images are ranked by: the score, an image without one (no faces, or no detection
     confidence stored) last. The same order on SQLite and PostgreSQL, whose NULLs sort apart."""
-    return func.coalesce(score, literal(-1.0))
+    return func.coalesce(score, literal(_NO_SCORE))
 
 
 def _score_rank(score: float | None) -> float:
     """:func:`_rank` of a score read back."""
-    return -1.0 if score is None else score
+    return _NO_SCORE if score is None else score
 
 
 def _faces_of(conn: Any, query: Query, image_ids: list[int]) -> dict[int, list[StoredFace]]:
