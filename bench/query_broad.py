@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per query and mode (after one warm-up)")
     parser.add_argument("--show", type=int, default=8, help="slowest queries printed per mode")
     parser.add_argument("--match", help="only the queries containing this text")
+    parser.add_argument("--mode", action="append", choices=["count", "limit100", "limit100-confidence"],
+                        help="time only this mode (repeatable; default: all three)")
     args = parser.parse_args()
 
     from indexer.errors import QueryError
@@ -119,6 +121,8 @@ def main() -> None:
           f"{store.dialect}, p50 of {args.repeat} runs after a warm-up, budget {BUDGET_MS:.0f} ms")
     results: dict[str, list[tuple[float, str]]] = {}
     for mode, run in modes().items():
+        if args.mode and mode not in args.mode:
+            continue
         started = time.perf_counter()
         results[mode] = sorted(((time_query(store, run, query, args.repeat), text) for text, query in parsed),
                                reverse=True)

@@ -9,6 +9,7 @@ Each function takes a resolved :class:`~indexer.config.Config`, raises the domai
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from .config import Config, load_config
 from .engines import ENGINE_NAMES
 from .errors import ConfigError, FatalError
 from .store.repository import Store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the search path must not import the pipeline, engines or boto3
     from datetime import datetime
@@ -151,13 +154,29 @@ def index(
         try:
             if own_engine:
                 engine.prepare()  # models missing, a pool that cannot start: fail before listing anything
-            return run_index(store, src, engine, options, stop=stop)
+            summary = run_index(store, src, engine, options, stop=stop)
         finally:
             if own_engine:
                 engine.close()
+        _refresh_bitsets(store)
+        return summary
     finally:
         if own_store:
             store.close()
+
+
+def _refresh_bitsets(store: Store) -> None:
+    """Bring the face bitsets up to date after a run (what makes broad counts fast). A run's
+    work is committed by now: a failure here costs only speed (searches ask SQL), so it is logged."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import bitsets
+    from .errors import IndexerError
+
+    try:
+        bitsets.refresh(store)
+    except (SQLAlchemyError, IndexerError, MemoryError) as exc:
+        log.warning("face bitsets not refreshed (searches stay correct, counts slower): %s", exc)
 
 
 def runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:

@@ -169,6 +169,11 @@ ERROR_CODES: dict[str, Rule] = {
     "AllAccessDisabled": _fatal(_NOT_AUTHORIZED, "all access to this bucket is disabled"),
     "AccountProblem": _fatal(_NOT_AUTHORIZED, "a problem with the AWS account stops this request: contact AWS support"),
     "NoSuchBucket": _fatal("bucket not found", "the bucket does not exist (or was deleted during the run)"),
+    "ResourceNotFoundException": _fatal(
+        "face collection not found",
+        "the Rekognition face collection does not exist in this region (deleted during the run?): "
+        "`indexer index --collection NAME` creates it",
+    ),
     # Transient: throttling and server-side faults.
     "ProvisionedThroughputExceededException": _retry(_THROTTLED, throttling=True),
     "ThrottlingException": _retry(_THROTTLED, throttling=True),

@@ -33,7 +33,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Protocol
 
 from .attributes import AGE, BOOLEANS, EMOTION, GENDER, AgeGroup, Boolean, Category, Searchable, split_words
 from .errors import QueryError
@@ -45,6 +45,18 @@ MAX_FACE_COUNT = 2**31 - 1
 
 
 # -- the terms -------------------------------------------------------------------------------
+
+
+class Bitsets(Protocol):
+    """What a term's :meth:`bits` reads (:class:`indexer.bitsets.FaceBitsets`): one bit per face."""
+
+    all: int
+
+    def atom(self, term: "FaceTerm") -> int: ...
+
+    def ages(self, lo: float | None, lo_inclusive: bool, hi: float | None, hi_inclusive: bool) -> int: ...
+
+    def face_counts(self, lo: int, hi: int | None) -> int: ...
 
 
 def _holds(c: Any, attribute: Searchable, value: Any, threshold: float) -> Any:
@@ -76,6 +88,9 @@ class BoolTerm:
     def condition(self, c: Any, threshold: float) -> Any:
         return _holds(c, _BOOLEAN[self.key], self.value, threshold)
 
+    def bits(self, bitsets: Bitsets) -> int:
+        return bitsets.atom(self)
+
     def confidence(self, c: Any) -> Any:
         return c[_BOOLEAN[self.key].confidence_column]
 
@@ -94,6 +109,9 @@ class GenderTerm:
 
     def condition(self, c: Any, threshold: float) -> Any:
         return _holds(c, GENDER, self.value, threshold)
+
+    def bits(self, bitsets: Bitsets) -> int:
+        return bitsets.atom(self)
 
     def confidence(self, c: Any) -> Any:
         return c[GENDER.confidence_column]
@@ -120,6 +138,9 @@ class EmotionTerm:
 
         holds = _holds(c, EMOTION, self.value, threshold)
         return and_(c[EMOTION.column].is_not(None), not_(holds)) if self.negated else holds
+
+    def bits(self, bitsets: Bitsets) -> int:
+        return bitsets.atom(self)
 
     def confidence(self, c: Any) -> Any | None:
         return None if self.negated else c[EMOTION.confidence_column]
@@ -172,6 +193,10 @@ class AgeTerm:
             return and_(age.is_not(None), or_(*[not_(part) for part in parts]))
         return and_(*parts)
 
+    def bits(self, bitsets: Bitsets) -> int:
+        inside = bitsets.ages(self.lo, self.lo_inclusive, self.hi, self.hi_inclusive)
+        return bitsets.ages(None, False, None, False) & ~inside if self.negated else inside
+
     def confidence(self, c: Any) -> None:
         return None  # an age has no confidence to rank by
 
@@ -209,6 +234,11 @@ class FaceCountTerm:
             parts.append(column <= literal(self.hi))
         condition = and_(*parts)
         return not_(condition) if self.negated else condition
+
+    def bits(self, bitsets: Bitsets) -> int:
+        """The faces of the images this term accepts."""
+        inside = bitsets.face_counts(self.lo, self.hi)
+        return bitsets.all & ~inside if self.negated else inside
 
     def describe(self) -> str:
         if self.hi is None:

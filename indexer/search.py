@@ -16,14 +16,12 @@ Either way the answer is the same: the first ``limit`` matching images in URI or
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, exists, func, literal, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.selectable import Alias
 
+from . import bitsets
 from .attributes import AGE, BOOLEANS, EMOTION, GENDER, Category, Range, Searchable
 from .output import ORDERS
 from .query import (
@@ -38,66 +36,21 @@ from .query import (
     match_confidence,
 )
 from .store.facedetail import StoredFace
+from .store.indexed import SEARCH_INDEX, indexed, search_indexes, wide_source
 from .store.models import IMAGE_FAILED, IMAGE_INDEXED, faces_table, images_table
 
 #: Images scanned in URI order before switching to the faces-side plan (see module docstring).
 URI_SCAN_BUDGET = 2000
 #: Never walk more images than this in URI order (about the cost of one faces-side pass).
 URI_SCAN_MAX = 12000
+#: Matching faces up to which a page is made from the face bitsets' list of matching images
+#: (listing 20,000 costs about 20 ms) instead of SQL trying every face the query might match.
+RARE_FACES = 20000
 #: Bound parameters per ``IN (...)`` when fetching the faces of a page.
 _CHUNK = 500
 
 _faces = faces_table
 _images = images_table
-
-#: Covering index of every searchable column behind image_id (migration 0002).
-SEARCH_INDEX = "ix_faces_search"
-
-
-class _IndexedFaces(Alias):
-    """``faces AS faces_<index> INDEXED BY <index>`` on SQLite; a plain alias elsewhere.
-
-    SQLite's planner, knowing only average rows per value, prefers an attribute index followed by
-    a lookup of every candidate's wide row (the raw JSON); the covering indexes are 10x cheaper.
-    Index names come from this module's fixed list, never from a query.
-    """
-
-    inherit_cache = True  # the alias name carries the index name, so cached SQL stays right
-    index_name: str = ""
-
-
-@compiles(_IndexedFaces)
-def _compile_indexed(element: _IndexedFaces, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_alias(element, **kw)
-
-
-@compiles(_IndexedFaces, "sqlite")
-def _compile_indexed_sqlite(element: _IndexedFaces, compiler: Any, **kw: Any) -> str:
-    text = compiler.visit_alias(element, **kw)
-    if kw.get("asfrom") and element.index_name:
-        text += f" INDEXED BY {compiler.preparer.quote(element.index_name)}"
-    return text
-
-
-def _indexed(index: str) -> _IndexedFaces:
-    alias = _IndexedFaces._construct(_faces, name=f"f_{index}")
-    alias.index_name = index
-    return alias
-
-
-_SEARCH_INDEXES: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
-
-
-def _search_indexes(conn: Any) -> frozenset[str]:
-    """The search indexes this SQLite database has (one not migrated to 0002 lacks them)."""
-    key = conn.engine
-    if key not in _SEARCH_INDEXES:
-        names = conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'faces' AND name LIKE 'ix_faces_%'"
-        ).scalars()
-        _SEARCH_INDEXES[key] = frozenset(names)
-    return _SEARCH_INDEXES[key]
-
 
 def _faces_source(conn: Any, query: Query, *, probe: bool = False, image_order: bool = False) -> Any:
     """The faces table, or on SQLite an alias forced onto the cheapest covering index.
@@ -108,20 +61,13 @@ def _faces_source(conn: Any, query: Query, *, probe: bool = False, image_order: 
     """
     if conn.dialect.name != "sqlite":
         return _faces
-    available = _search_indexes(conn)
+    available = search_indexes(conn)
     if not probe and len(query.face_terms) == 1:
         index = query.face_terms[0].index
         if index in available and not (image_order and index == AGE.index):
-            return _indexed(index)
+            return indexed(index)
     if SEARCH_INDEX in available:
-        return _indexed(SEARCH_INDEX)
-    return _faces
-
-
-def _wide_source(conn: Any) -> Any:
-    """The faces, read through the covering ``ix_faces_search`` on SQLite when it exists."""
-    if conn.dialect.name == "sqlite" and SEARCH_INDEX in _search_indexes(conn):
-        return _indexed(SEARCH_INDEX)
+        return indexed(SEARCH_INDEX)
     return _faces
 
 
@@ -218,9 +164,20 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
         source = _faces_source(conn, query)
         matching_ids = select(source.c.image_id).where(_face_match(query, source))
 
+    few_images: bool | None = None
+
     def rest(after: str | None, n: int | None) -> list[tuple[int, str, int, str]]:
+        nonlocal few_images
         statement = select(*columns).where(*filters)
-        if matching_ids is not None:
+        if query.face_terms and query.image_terms and few_images is None:
+            few_images = _few_images(conn, query)
+        if few_images:
+            # few images have the face count asked for ("12 faces"): probe each one's faces
+            probe_faces = _faces_source(conn, query, probe=True)
+            statement = statement.where(
+                exists().where(probe_faces.c.image_id == _images.c.id, _face_match(query, probe_faces))
+            )
+        elif matching_ids is not None:
             statement = statement.where(_images.c.id.in_(matching_ids))
         if after is not None:
             statement = statement.where(_images.c.uri > literal(after))
@@ -262,8 +219,24 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
         # walk on only while the matches seen so far say it will finish the page soon
         needed = (limit - len(rows)) * walked / max(len(rows), 1)
         if walked + needed > URI_SCAN_MAX:
+            found = bitsets.image_ids(conn, query, RARE_FACES) if query.face_terms else None
+            if found is not None:
+                return rows + _first_by_uri(conn, found, after, limit - len(rows))
             return rows + rest(after, limit - len(rows))
         budget = max(int(needed * 1.25), 100)
+
+
+def _first_by_uri(conn: Any, image_ids: list[int], after: str | None, n: int) -> list[tuple[int, str, int, str]]:
+    """(id, uri, face_count, engine) of the first ``n`` of ``image_ids`` after URI ``after``."""
+    columns = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine)
+    rows: list[tuple[int, str, int, str]] = []
+    for start in range(0, len(image_ids), _CHUNK):
+        statement = select(*columns).where(_images.c.id.in_(image_ids[start : start + _CHUNK]))
+        if after is not None:
+            statement = statement.where(_images.c.uri > literal(after))
+        rows = sorted([*rows, *(tuple(row) for row in conn.execute(statement.order_by(_images.c.uri).limit(n)))],
+                      key=lambda row: row[1])[:n]
+    return rows
 
 
 def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tuple[int, str, int, str, float | None]]:
@@ -278,7 +251,7 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
     confidences = match_confidence(query, source)
     if not confidences:
         # ranked by detection confidence, which only the covering ix_faces_search also holds
-        source = _wide_source(conn)
+        source = wide_source(conn)
         score = source.c.confidence
     elif len(confidences) == 1:
         score = confidences[0]
@@ -292,6 +265,9 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
     if condition is not None:
         per_image = per_image.where(condition)
     if limit is not None and query.face_terms:
+        found = bitsets.image_ids(conn, query, RARE_FACES)
+        if found is not None:  # few matches: rank only their images
+            return _ranked(conn, query, per_image.where(source.c.image_id.in_(found)), limit) if found else []
         page = _page_among_best(conn, query, source, per_image, limit)
         if page is not None:
             return page
@@ -404,6 +380,9 @@ def count(store: Any, query: Query) -> tuple[int, int]:
             )
             images, faces = conn.execute(statement).one()
             return int(images), int(faces)
+        counted = bitsets.count(conn, query)
+        if counted is not None:
+            return counted
         # both plans with image terms go by image id: a probe per image, or a lookup per face
         # that goes along the images' pages only when the faces come in image order
         source = _faces_source(conn, query, image_order=bool(query.image_terms))
@@ -472,7 +451,7 @@ def stats(store: Any, min_confidence: float = 50.0) -> dict[str, Any]:
     ``Confidence >= min_confidence``) and how many have a known value for it (coverage)."""
     with store.engine.connect() as conn:
         _tune(conn)
-        return _stats(conn, _wide_source(conn), float(min_confidence))
+        return _stats(conn, wide_source(conn), float(min_confidence))
 
 
 def _counted(c: Any, threshold: float) -> list[tuple[tuple[str, ...], Any]]:

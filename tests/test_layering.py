@@ -23,7 +23,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "indexer.store": frozenset(),
     "indexer.locking": frozenset({"indexer.store"}),
     "indexer.query": frozenset({"indexer.store"}),
-    "indexer.search": frozenset({"indexer.query", "indexer.store"}),
+    "indexer.bitsets": frozenset({"indexer.query", "indexer.store"}),
+    "indexer.search": frozenset({"indexer.bitsets", "indexer.query", "indexer.store"}),
     "indexer.pipeline": frozenset(
         {"indexer.sources", "indexer.planner", "indexer.engines", "indexer.store", "indexer.locking"}
     ),

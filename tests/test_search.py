@@ -299,8 +299,10 @@ def test_sqlite_reads_the_covering_indexes(store):
         search(store, parse("women with glasses"), limit=1)
     finally:
         event.remove(store.engine, "before_cursor_execute", remember)
-    assert "INDEXED BY ix_faces_smile" in statements[1]
-    assert any("INDEXED BY ix_faces_search" in s for s in statements[2:])
+    counted = [s for s in statements if "count(" in s]  # no bitsets here: SQL counts
+    assert "INDEXED BY ix_faces_smile" in counted[0]
+    assert "INDEXED BY ix_faces_search" in counted[1]
+    assert any("INDEXED BY ix_faces_search" in s for s in statements[statements.index(counted[1]) + 1 :])
     assert not any("INDEXED BY" in s and "?" not in s for s in statements)  # values stay bound
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -84,7 +85,7 @@ images_table = Table(
     Column("model_set", String(32)),
     Column("status", String(16), nullable=False, index=True),
     # Number of faces stored for this image: image-level queries ("3 or more faces") need no join.
-    Column("face_count", Integer, nullable=False, default=0, index=True),
+    Column("face_count", Integer, nullable=False, default=0),
     Column("error_code", String(128)),
     Column("error_message", Text),
     # For failures: may the next run try again although the image is unchanged?
@@ -136,6 +137,27 @@ engines_table = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: Versions of the index's contents: ``faces`` goes up by one in every transaction that adds or
+#: deletes faces (:meth:`indexer.store.repository.Store.write`, ``prune``), so anything derived
+#: from the faces (the face bitsets) can tell whether it still describes them.
+versions_table = Table(
+    "versions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+FACES_VERSION = "faces"
+
+#: The face bitsets (:mod:`indexer.bitsets`): one row per bitset, all built together from the
+#: faces at ``faces_version`` (a search uses them only while that is still the faces' version).
+bitsets_table = Table(
+    "bitsets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("faces_version", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
 #: A lease that keeps two runs over the same database and source from doing the work twice.
 locks_table = Table(
     "locks",
@@ -172,3 +194,6 @@ Index(
     _faces.confidence,
 )
 Index("ix_images_seen", images_table.c.seen_run_id)
+# Image-level terms ("group photos", "not portraits"): answered and counted from this index alone,
+# the status included (migration 0005), never from the image rows.
+Index("ix_images_face_count_status", images_table.c.face_count, images_table.c.status)

@@ -22,6 +22,7 @@ from ..errors import ImageError
 from .db import check_reachable, create_db_engine
 from .facedetail import emotion_rows, face_columns, stored_detail
 from .models import (
+    FACES_VERSION,
     IMAGE_FAILED,
     IMAGE_INDEXED,
     RUN_RUNNING,
@@ -30,6 +31,7 @@ from .models import (
     faces_table,
     images_table,
     runs_table,
+    versions_table,
 )
 
 #: The tables' columns, read often enough to deserve short names.
@@ -38,9 +40,17 @@ _images = images_table.c
 _faces = faces_table.c
 _emotions = emotions_table.c
 _engines = engines_table.c
+_versions = versions_table.c
 
 #: Bound parameters per IN (...) look-up: well under SQLite's 32k limit, one round trip each.
 LOOKUP_BATCH = 2000
+
+
+def _faces_changed(conn: Any) -> None:
+    """Count one more version of the faces, last in the transaction that changed them: what is
+    derived from the faces (:mod:`indexer.bitsets`) then knows it is out of date. Last, because
+    on PostgreSQL the row stays locked until the commit, and concurrent writers queue only there."""
+    conn.execute(update(versions_table).where(_versions.name == FACES_VERSION).values(version=_versions.version + 1))
 
 
 def utcnow() -> datetime:
@@ -226,6 +236,8 @@ class Store:
                 conn.execute(delete(emotions_table).where(_emotions.face_id.in_(face_ids)))
                 conn.execute(delete(faces_table).where(_faces.image_id.in_(chunk)))
                 conn.execute(delete(images_table).where(_images.id.in_(chunk)))
+            if ids:
+                _faces_changed(conn)
         return len(ids)
 
     # -- writing results ----------------------------------------------------------------------
@@ -243,6 +255,7 @@ class Store:
             with self.engine.begin() as conn:
                 for outcome in outcomes:
                     self._write_one(conn, outcome, run_id)
+                _faces_changed(conn)
             return list(outcomes)
         except SQLAlchemyError:
             if len(outcomes) == 1:
@@ -261,6 +274,7 @@ class Store:
         )
         with self.engine.begin() as conn:
             self._write_one(conn, failure, run_id)
+            _faces_changed(conn)
         return [failure]
 
     def _write_one(self, conn: Any, outcome: ImageOutcome, run_id: int | None) -> None:

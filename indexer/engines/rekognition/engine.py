@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from ...attributes import ALL_ATTRIBUTES
 from ...aws import BucketRegions, is_aws_endpoint
@@ -58,6 +58,43 @@ class _BucketState:
     refused: int = 0
 
 
+#: One image of a request: what the source listed, and how to read its bytes if they must be sent.
+ImageInput = tuple[ImageRef, ByteReader]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A call that carried images: the service's answer, each image's upright (width, height) as
+    sent (None when only its S3 header was read and did not tell), and the billable calls spent."""
+
+    response: dict[str, Any]
+    sizes: list[tuple[int | None, int | None]]
+    api_calls: int
+
+
+@dataclass(frozen=True)
+class _Member:
+    image: dict[str, Any]  # the request's Image member: {"S3Object": ...} or {"Bytes": ...}
+    width: int | None
+    height: int | None
+
+
+def _check_sendable(image: ImageRef) -> None:
+    """What can never succeed, refused before any call."""
+    if image.size == 0 and image.s3_location is not None:  # a local file is read: its size may be unknown
+        raise ImageError("EmptyObject", "zero-byte object: not an image; nothing was called")
+    if image.archived:
+        raise ImageError(
+            "ObjectArchived",
+            "archived (GLACIER/DEEP_ARCHIVE) and not restored: restore it and it is analysed by the next run",
+        )
+
+
+def _as_bytes(read: ByteReader, reencode: bool) -> _Member:
+    prepared = prepare_bytes(read(), reencode=reencode)
+    return _Member({"Bytes": prepared.data}, prepared.width, prepared.height)
+
+
 class _Refused(Exception):
     """An ``S3Object`` request refused in a way the same image sent as bytes may not be."""
 
@@ -91,29 +128,50 @@ class RekognitionEngine:
     # -- analysis ------------------------------------------------------------------------------
 
     def analyze(self, image: ImageRef, read_bytes: ByteReader) -> Analysis:
-        if image.size == 0 and image.s3_location is not None:  # a local file is read: its size may be unknown
-            raise ImageError("EmptyObject", "zero-byte object: not an image; nothing was called")
-        if image.archived:
-            raise ImageError(
-                "ObjectArchived",
-                "archived (GLACIER/DEEP_ARCHIVE) and not restored: restore it and it is analysed by the next run",
-            )
+        sent = self.send_images([(image, read_bytes)], lambda images: self.client.detect_faces(Image=images[0], Attributes=["ALL"]))
+        width, height = sent.sizes[0]
+        return Analysis(face_details=sent.response.get("FaceDetails", []), width=width, height=height, api_calls=sent.api_calls)
+
+    def send_images(self, images: Sequence[ImageInput], request: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> Sent:
+        """``request(image_members)``, each image sent the way Rekognition takes it at least cost.
+
+        What can never succeed fails before a call. An image goes as ``S3Object`` when Rekognition
+        can read it in place (AWS S3, same region, JPEG/PNG by its bytes, within the limits, no
+        refusal pattern in its bucket), else as prepared bytes. When the service refuses a
+        request that held an ``S3Object`` in a way bytes may not be refused, every image goes
+        again as bytes (the answer does not say which image it was), re-encoded after a format
+        refusal. DetectFaces (:meth:`analyze`) and the face operations
+        (:mod:`indexer.engines.rekognition.faces`) all send their images through here.
+        """
+        for ref, _read in images:
+            _check_sendable(ref)
+        references = [self._reference(ref) for ref, _read in images]
         spent, reencode = 0, False
-        if self._may_reference(image):
-            bucket, key = image.s3_location  # type: ignore[misc]
-            info = self._header(image)
-            if fits_s3_reference(info, image.size):
-                try:
-                    return self._detect({"S3Object": {"Bucket": bucket, "Name": key}}, info.width, info.height)
-                except _Refused as refused:
-                    self._note_refusal(bucket, refused.code)
-                    spent, reencode = refused.api_calls, refused.code == "InvalidImageFormatException"
+        if any(references):
+            members = [reference or _as_bytes(read, False) for reference, (_ref, read) in zip(references, images)]
+            try:
+                return self._attempt(members, request, spent=0)
+            except _Refused as refused:
+                for reference, (ref, _read) in zip(references, images):
+                    if reference is not None and ref.s3_location is not None:
+                        self._note_refusal(ref.s3_location[0], refused.code)
+                spent, reencode = refused.api_calls, refused.code == "InvalidImageFormatException"
         try:
-            prepared = prepare_bytes(read_bytes(), reencode=reencode)
+            members = [_as_bytes(read, reencode) for _ref, read in images]
         except (ImageError, FatalError) as exc:  # the refused S3Object call was billed whatever comes next
             exc.api_calls += spent
             raise
-        return self._detect({"Bytes": prepared.data}, prepared.width, prepared.height, spent=spent)
+        return self._attempt(members, request, spent=spent)
+
+    def _reference(self, image: ImageRef) -> _Member | None:
+        """The ``S3Object`` member for ``image`` when Rekognition can read it in place, else None."""
+        if not self._may_reference(image):
+            return None
+        bucket, key = image.s3_location  # type: ignore[misc]
+        info = self._header(image)
+        if not fits_s3_reference(info, image.size):
+            return None
+        return _Member({"S3Object": {"Bucket": bucket, "Name": key}}, info.width, info.height)
 
     def _may_reference(self, image: ImageRef) -> bool:
         """S3Object is worth trying: AWS S3 Rekognition can read, same region, no refusal pattern."""
@@ -147,19 +205,21 @@ class RekognitionEngine:
         except Exception as exc:
             raise translate(exc, f"reading {image.uri}") from None
 
-    def _detect(self, image: dict[str, Any], width: int | None, height: int | None, *, spent: int = 0) -> Analysis:
+    def _attempt(self, members: list[_Member], request: Callable[[list[dict[str, Any]]], dict[str, Any]], *, spent: int) -> Sent:
+        images = [member.image for member in members]
+        referenced = [image["S3Object"]["Bucket"] for image in images if "S3Object" in image]
         try:
-            response, answered = self.caller.call(lambda: self.client.detect_faces(Image=image, Attributes=["ALL"]))
+            response, answered = self.caller.call(lambda: request(images))
         except CallFailed as failed:
             calls = spent + failed.answered
             code = aws_error_info(failed.cause).code
-            if "S3Object" in image and code in _RETRY_AS_BYTES:
+            if referenced and code in _RETRY_AS_BYTES:
                 raise _Refused(code, calls) from None
             raise self._error(failed.cause, calls) from None
-        if "S3Object" in image:
-            with self._lock:
-                self._bucket(image["S3Object"]["Bucket"]).in_place_ok += 1
-        return Analysis(face_details=response.get("FaceDetails", []), width=width, height=height, api_calls=spent + answered)
+        with self._lock:
+            for bucket in referenced:
+                self._bucket(bucket).in_place_ok += 1
+        return Sent(response, [(member.width, member.height) for member in members], spent + answered)
 
     def _error(self, exc: BaseException, api_calls: int) -> IndexerError:
         """The table's verdict: fatal for the run, usage, or this image's retryable/permanent error."""

@@ -1,0 +1,189 @@
+"""Face bitsets: counts from them equal SQL's counts, and stale bitsets are never used.
+
+A random collection (attributes on both sides of the threshold, unknown values, the offline
+engine's partial faces, images with no face and failed ones) is counted both ways for a broad
+generated set of queries; SQL is the reference, bitsets must agree on every one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from indexer import bitsets, search
+from indexer.core import Analysis, ImageRef
+from indexer.errors import ImageError
+from indexer.query import parse
+from indexer.store.repository import ImageOutcome, Store
+from tests.support.search_data import BOOLEAN_KEYS, EMOTIONS, face, local_face
+
+#: Confidences around the default threshold (50), where a term flips.
+CONFIDENCES = [10.0, 49.99, 50.0, 50.01, 97.0]
+WORDS = [
+    "smiling", "not smiling", "glasses", "no sunglasses", "beard", "no mustache", "eyes closed", "mouth open",
+    "occluded", "not occluded", "men", "women", "not men", "happy", "not happy", "calm", "not sad", "afraid",
+    "children", "teenagers", "not seniors", "over 40", "under 30", "age>40.5", "age<=30.25", "aged 20-30",
+    "in their 30s", "not in their 30s", "between 30 and 50", "40 years old", "age:18-25",
+]
+IMAGE_WORDS = ["portraits", "group photos", "2 faces", "not portraits", "1-2 faces", "at least 5 faces", "faces>3"]
+
+
+def _random_face(rng: random.Random) -> dict:
+    attributes = {key: (rng.random() < 0.5, rng.choice(CONFIDENCES)) for key in BOOLEAN_KEYS if rng.random() < 0.9}
+    emotion = (rng.choice(EMOTIONS), rng.choice(CONFIDENCES))
+    if rng.random() < 0.15:
+        return local_face(emotion=emotion, **{k: v for k, v in attributes.items() if k in ("Smile", "EyesOpen", "MouthOpen")})
+    low = rng.randint(0, 80)
+    age = None if rng.random() < 0.1 else (low, low + rng.randint(0, 13))
+    gender = rng.choice(["Male", "Female", None])
+    detail = face(gender, age, emotion, **attributes)
+    if "Gender" in detail:
+        detail["Gender"]["Confidence"] = rng.choice(CONFIDENCES)
+    return detail
+
+
+def _write_random_images(store: Store, rng: random.Random, n: int, prefix: str) -> None:
+    outcomes = []
+    for i in range(n):
+        uri = f"s3://photos/{prefix}{i:04d}.jpg"
+        ref = ImageRef(uri=uri, size=1000, fingerprint=hashlib.md5(uri.encode()).hexdigest())
+        if rng.random() < 0.05:
+            outcomes.append(ImageOutcome(ref=ref, engine="rekognition", error=ImageError("InvalidImageFormatException", "bad")))
+            continue
+        faces = [_random_face(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3, 4, 6, 9]))]
+        outcomes.append(ImageOutcome(ref=ref, engine="rekognition", analysis=Analysis(faces, 800, 600)))
+    store.write(outcomes, store.begin_run("s3://photos/", "rekognition"))
+
+
+def _queries(rng: random.Random, n: int) -> list[str]:
+    queries = WORDS + IMAGE_WORDS
+    while len(queries) < n:
+        terms = rng.sample(WORDS, rng.randint(1, 3))
+        if rng.random() < 0.4:
+            terms.append(rng.choice(IMAGE_WORDS))
+        queries.append(" ".join(terms))
+    return queries
+
+
+def _sql_count(store: Store, query, monkeypatch) -> tuple[int, int]:
+    with monkeypatch.context() as patched:
+        patched.setattr(bitsets, "count", lambda conn, query: None)
+        return search.count(store, query)
+
+
+def _bitset_count(store: Store, query) -> tuple[int, int] | None:
+    with store.engine.connect() as conn:
+        return bitsets.count(conn, query)
+
+
+@pytest.fixture
+def random_store(store: Store) -> Store:
+    _write_random_images(store, random.Random(7), 400, "a/")
+    assert bitsets.refresh(store)
+    return store
+
+
+def test_bitset_counts_equal_sql_counts(random_store, monkeypatch):
+    rng = random.Random(11)
+    answered = 0
+    for text in _queries(rng, 250):
+        query = parse(text)
+        if not query.face_terms:
+            continue  # image terms alone are counted from the images table
+        expected = _sql_count(random_store, query, monkeypatch)
+        assert _bitset_count(random_store, query) == expected, text
+        assert search.count(random_store, query) == expected, text
+        answered += 1
+    assert answered > 200
+
+
+def test_stale_bitsets_are_not_used_until_refreshed(random_store, monkeypatch):
+    query = parse("smiling")
+    before = _bitset_count(random_store, query)
+    assert before is not None
+    _write_random_images(random_store, random.Random(8), 50, "b/")
+    assert _bitset_count(random_store, query) is None, "the faces changed: the bitsets must not answer"
+    expected = _sql_count(random_store, query, monkeypatch)
+    assert search.count(random_store, query) == expected != before
+    assert bitsets.refresh(random_store)
+    assert not bitsets.refresh(random_store), "already up to date: nothing to rebuild"
+    assert _bitset_count(random_store, query) == expected
+
+
+def test_prune_makes_bitsets_stale(random_store):
+    run_id = random_store.begin_run("s3://photos/", "rekognition")
+    assert random_store.prune("s3://photos/a/00", run_id) > 0
+    assert _bitset_count(random_store, parse("smiling")) is None
+
+
+def test_another_threshold_is_counted_by_sql(random_store, monkeypatch):
+    query = parse("smiling men", min_confidence=80)
+    assert _bitset_count(random_store, query) is None
+    assert search.count(random_store, query) == _sql_count(random_store, query, monkeypatch)
+
+
+def test_ages_that_are_not_half_years_leave_age_terms_to_sql(store, monkeypatch):
+    odd = face("Female", (30, 38), ("CALM", 90.0))
+    odd["AgeRange"] = {"Low": 30, "High": 38.3}
+    ref = ImageRef(uri="s3://photos/odd.jpg", size=1, fingerprint="x")
+    store.write([ImageOutcome(ref=ref, engine="rekognition", analysis=Analysis([odd, face()]))], None)
+    assert bitsets.refresh(store)
+    assert _bitset_count(store, parse("smiling")) == _sql_count(store, parse("smiling"), monkeypatch)
+    assert _bitset_count(store, parse("over 30")) is None
+    assert search.count(store, parse("over 30")) == (1, 2)
+
+
+def test_an_empty_index_counts_zero(store):
+    assert bitsets.refresh(store)
+    assert _bitset_count(store, parse("smiling 2 faces")) == (0, 0)
+
+
+def test_an_index_run_leaves_the_bitsets_up_to_date(tmp_path, rekognition, sqlite_url):
+    from indexer import api
+    from indexer.config import load_config
+    from tests.support.faces import face_detail
+    from tests.support.images import jpeg_bytes
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    for i in range(3):
+        data = jpeg_bytes(i, size=(120, 100))
+        (folder / f"{i}.jpg").write_bytes(data)
+        rekognition.register(data, [face_detail()] * i)
+    config = load_config(flags={"db_url": sqlite_url, "engine": "rekognition", "concurrency": 2}, environ={})
+    api.index(str(folder), config=config)
+    with Store.open(sqlite_url) as store, store.engine.connect() as conn:
+        bits = bitsets.open_bitsets(conn, parse("2 faces"))
+        assert bits is not None, "the run refreshed them"
+        assert bits.count(parse("2 faces")) == (1, 2)
+
+
+@pytest.mark.parametrize("order", ["uri", "confidence"])
+def test_pages_from_the_bitsets_equal_pages_from_sql(random_store, monkeypatch, order):
+    """A page the URI walk cannot fill (forced here: a walk of 10 images) comes from the bitsets'
+    list of matching images; ranked by confidence, few matches are ranked from that list too."""
+    monkeypatch.setattr(search, "URI_SCAN_BUDGET", 10)
+    monkeypatch.setattr(search, "URI_SCAN_MAX", 20)
+    rng = random.Random(12)
+    used = 0
+    real_image_ids = bitsets.image_ids
+
+    def counted(*args):
+        nonlocal used
+        found = real_image_ids(*args)
+        used += found is not None
+        return found
+
+    for text in _queries(rng, 80):
+        query = parse(text)
+        monkeypatch.setattr(bitsets, "image_ids", counted)
+        pages = [search.search(random_store, query, limit=limit, order=order) for limit in (1, 7, 1000)]
+        monkeypatch.setattr(bitsets, "image_ids", lambda *args: None)
+        expected = [search.search(random_store, query, limit=limit, order=order) for limit in (1, 7, 1000)]
+        for page, want in zip(pages, expected):
+            assert [(m.uri, [f.face_id for f in m.stored_faces], m.score) for m in page] == [
+                (m.uri, [f.face_id for f in m.stored_faces], m.score) for m in want
+            ], text
+    assert used > 20, "the bitsets made pages"
