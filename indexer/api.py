@@ -158,7 +158,8 @@ def index(
         finally:
             if own_engine:
                 engine.close()
-        _refresh_bitsets(store)
+        if not stop.is_set():  # a stopped run exits at once; the next run refreshes
+            _refresh_bitsets(store)
         return summary
     finally:
         if own_store:
