@@ -26,16 +26,19 @@ they were built at; otherwise it asks SQL, which is slower, never wrong.
 from __future__ import annotations
 
 import json
-import sys
 import logging
 import math
 import re
+import sys
 import zlib
 from array import array
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
+
+from sqlalchemy import case, delete, insert, literal, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .attributes import BOOLEANS, EMOTION, GENDER
 from .query import DEFAULT_MIN_CONFIDENCE, AgeTerm, BoolTerm, EmotionTerm, FaceTerm, GenderTerm, Query
@@ -43,6 +46,7 @@ from .store.indexed import wide_source
 from .store.models import FACES_VERSION, bitsets_table, images_table, versions_table
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _bitsets = bitsets_table.c
 _versions = versions_table.c
@@ -94,7 +98,6 @@ class FaceBitsets:
     max_faces: int
     age_bits: int | None
     face_count_bits: int
-    threshold: float
 
     def __post_init__(self) -> None:
         self._loaded: dict[str, int] = {}
@@ -108,7 +111,7 @@ class FaceBitsets:
 
     def _row(self, name: str) -> bytes:
         data = self.conn.execute(
-            _select_data().where(_bitsets.name == name, _bitsets.faces_version == self.version)
+            select(_bitsets.data).where(_bitsets.name == name, _bitsets.faces_version == self.version)
         ).scalar_one_or_none()
         if data is None:  # rebuilt meanwhile, or a bitset this build did not make
             raise Unavailable(name)
@@ -173,12 +176,6 @@ class FaceBitsets:
         return (matches & self.get(LAST_FACE)).bit_count()
 
 
-def _select_data() -> Any:
-    from sqlalchemy import select
-
-    return select(_bitsets.data)
-
-
 def _at_most(slices: list[int], known: int, bound: int) -> int:
     """The positions of ``known`` whose bit-sliced value is at most ``bound``."""
     if bound < 0:
@@ -206,8 +203,6 @@ def _between(slices: list[int], known: int, low: int | None, high: int | None) -
 def open_bitsets(conn: Any, query: Query) -> FaceBitsets | None:
     """The bitsets, if they describe the faces as they are now and were built at the query's
     threshold; None otherwise (then SQL answers)."""
-    from sqlalchemy import select
-
     row = conn.execute(
         select(_bitsets.faces_version, _bitsets.data)
         .join_from(bitsets_table, versions_table, _versions.version == _bitsets.faces_version)
@@ -225,33 +220,30 @@ def open_bitsets(conn: Any, query: Query) -> FaceBitsets | None:
         layout["max_faces"],
         layout["age_bits"],
         layout["face_count_bits"],
-        layout["threshold"],
     )
+
+
+def _answer(conn: Any, query: Query, ask: Callable[[FaceBitsets], _T]) -> _T | None:
+    """``ask`` of the bitsets, or None when they cannot answer (then SQL does)."""
+    bitsets = open_bitsets(conn, query)
+    if bitsets is None:
+        return None
+    try:
+        return ask(bitsets)
+    except Unavailable as missing:
+        log.debug("bitsets cannot answer %r: %s", query.text, missing)
+        return None
 
 
 def image_ids(conn: Any, query: Query, most_faces: int) -> list[int] | None:
     """The ids of the images matching ``query`` from the bitsets, or None when they cannot
     answer or more than ``most_faces`` faces match."""
-    bitsets = open_bitsets(conn, query)
-    if bitsets is None:
-        return None
-    try:
-        return bitsets.image_ids(query, most_faces)
-    except Unavailable as missing:
-        log.debug("bitsets cannot answer %r: %s", query.text, missing)
-        return None
+    return _answer(conn, query, lambda bitsets: bitsets.image_ids(query, most_faces))
 
 
 def count(conn: Any, query: Query) -> tuple[int, int] | None:
     """(images, faces) from the bitsets, or None when they cannot answer."""
-    bitsets = open_bitsets(conn, query)
-    if bitsets is None:
-        return None
-    try:
-        return bitsets.count(query)
-    except Unavailable as missing:
-        log.debug("bitsets cannot answer %r: %s", query.text, missing)
-        return None
+    return _answer(conn, query, lambda bitsets: bitsets.count(query))
 
 
 # -- building --------------------------------------------------------------------------------
@@ -264,9 +256,6 @@ def refresh(store: Any) -> bool:
     bitsets look out of date (and unused), never up to date with faces they lack. Two runs
     refreshing at once: one of them wins; the other's failure is only logged.
     """
-    from sqlalchemy import delete, insert, select
-    from sqlalchemy.exc import SQLAlchemyError
-
     with store.engine.connect() as conn:
         version = conn.execute(select(_versions.version).where(_versions.name == FACES_VERSION)).scalar_one_or_none()
         if version is None:  # a database without the versions row (not migrated): nothing to label
@@ -293,8 +282,6 @@ def refresh(store: Any) -> bool:
 def _atom_bits(c: Any) -> Any:
     """One integer per face: bit ``k`` set when atom ``k`` holds (the database decides, with
     the atom's own SQL condition at the default threshold)."""
-    from sqlalchemy import case, literal
-
     return reduce(
         add,
         [
@@ -307,8 +294,6 @@ def _atom_bits(c: Any) -> Any:
 def _face_rows(conn: Any) -> Iterator[list[Any]]:
     """(image id, its face count, age middle, atom bits) of every face, grouped by image (in
     image id order, from the covering search index: the faces' wide rows are never read)."""
-    from sqlalchemy import select
-
     faces, images = wide_source(conn), images_table.c
     statement = (
         select(faces.c.image_id, images.face_count, faces.c.age_mid, _atom_bits(faces.c))
@@ -351,8 +336,7 @@ def _build(conn: Any) -> list[tuple[str, bytes]]:
     if np.all(doubled == np.round(doubled)) and np.all(doubled >= 0):
         age_bits, age_rows = sliced(doubled.astype(np.int64), AGE_SLICE)
         rows += age_rows
-    starts = np.flatnonzero(~same)
-    runs = np.diff(np.append(starts, n)) if n else np.zeros(0)
+    runs = np.diff(np.append(np.flatnonzero(~same), n))  # faces per image
     layout = {
         "faces": n,
         "max_faces": int(runs.max()) if n else 0,

@@ -51,6 +51,8 @@ _CHUNK = 500
 
 _faces = faces_table
 _images = images_table
+#: What a page is made of before its faces are read: (id, uri, face_count, engine).
+_PAGE_COLUMNS = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine)
 
 def _faces_source(conn: Any, query: Query, *, probe: bool = False, image_order: bool = False) -> Any:
     """The faces table, or on SQLite an alias forced onto the cheapest covering index.
@@ -154,29 +156,21 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
        index probe each, over the first :data:`URI_SCAN_BUDGET` URIs: a common query fills its
        page there in a few milliseconds. If the matches seen so far say the page will be full
        within :data:`URI_SCAN_MAX` images, walk on over just as many as that needs.
-    2. Otherwise what is still missing comes from the other side: the faces' covering indexes
-       find the images with a matching face (few, since the walk found few), sorted by URI.
+    2. Otherwise what is still missing comes from the face bitsets' list of the matching images
+       when few faces match (:data:`RARE_FACES`), else from the other side: the faces' covering
+       indexes find the images with a matching face (few, since the walk found few), by URI.
     """
-    columns = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine)
     filters = _image_filter(query)
     matching_ids = None
     if query.face_terms:
         source = _faces_source(conn, query)
         matching_ids = select(source.c.image_id).where(_face_match(query, source))
 
-    few_images: bool | None = None
-
     def rest(after: str | None, n: int | None) -> list[tuple[int, str, int, str]]:
-        nonlocal few_images
-        statement = select(*columns).where(*filters)
-        if query.face_terms and query.image_terms and few_images is None:
-            few_images = _few_images(conn, query)
-        if few_images:
+        statement = select(*_PAGE_COLUMNS).where(*filters)
+        if query.face_terms and query.image_terms and _few_images(conn, query):
             # few images have the face count asked for ("12 faces"): probe each one's faces
-            probe_faces = _faces_source(conn, query, probe=True)
-            statement = statement.where(
-                exists().where(probe_faces.c.image_id == _images.c.id, _face_match(query, probe_faces))
-            )
+            statement = statement.where(_has_matching_face(conn, query))
         elif matching_ids is not None:
             statement = statement.where(_images.c.id.in_(matching_ids))
         if after is not None:
@@ -191,10 +185,7 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
 
     walk_filters = _image_filter(query, face_count=_images.c.face_count + literal(0))
     if query.face_terms:
-        probe_faces = _faces_source(conn, query, probe=True)
-        walk_filters.append(
-            exists().where(probe_faces.c.image_id == _images.c.id, _face_match(query, probe_faces))
-        )
+        walk_filters.append(_has_matching_face(conn, query))
 
     rows: list[tuple[int, str, int, str]] = []
     after: str | None = None
@@ -206,7 +197,7 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
         if after is not None:
             bound_query = bound_query.where(_images.c.uri > literal(after))
         bound = conn.execute(bound_query).scalar_one_or_none()
-        walk = select(*columns).where(*walk_filters)
+        walk = select(*_PAGE_COLUMNS).where(*walk_filters)
         if after is not None:
             walk = walk.where(_images.c.uri > literal(after))
         if bound is not None:
@@ -226,12 +217,18 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
         budget = max(int(needed * 1.25), 100)
 
 
+def _has_matching_face(conn: Any, query: Query) -> Any:
+    """The image has a face on which every face term holds: one probe of the faces' covering
+    index by image id (for walking images one by one)."""
+    probe_faces = _faces_source(conn, query, probe=True)
+    return exists().where(probe_faces.c.image_id == _images.c.id, _face_match(query, probe_faces))
+
+
 def _first_by_uri(conn: Any, image_ids: list[int], after: str | None, n: int) -> list[tuple[int, str, int, str]]:
     """(id, uri, face_count, engine) of the first ``n`` of ``image_ids`` after URI ``after``."""
-    columns = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine)
     rows: list[tuple[int, str, int, str]] = []
     for start in range(0, len(image_ids), _CHUNK):
-        statement = select(*columns).where(_images.c.id.in_(image_ids[start : start + _CHUNK]))
+        statement = select(*_PAGE_COLUMNS).where(_images.c.id.in_(image_ids[start : start + _CHUNK]))
         if after is not None:
             statement = statement.where(_images.c.uri > literal(after))
         rows = sorted([*rows, *(tuple(row) for row in conn.execute(statement.order_by(_images.c.uri).limit(n)))],
@@ -277,7 +274,7 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
 def _ranked(conn: Any, query: Query, per_image: Any, limit: int | None) -> list[tuple[int, str, int, str, float | None]]:
     """The matching images joined to their best score (``per_image``), ranked by score, then URI."""
     scores = per_image.subquery("scores")
-    columns = (_images.c.id, _images.c.uri, _images.c.face_count, _images.c.engine, scores.c.score)
+    columns = (*_PAGE_COLUMNS, scores.c.score)
     if query.face_terms:
         statement = select(*columns).join_from(_images, scores, scores.c.image_id == _images.c.id)
     else:
