@@ -43,18 +43,24 @@ class StageTimer:
         self.calls.clear()
 
 
+#: The descriptor stage is one batched network call per photo: reported per face kept.
+DESCRIPTOR_STAGE = "face descriptor (chips + 1 batched call)"
+
+
 def instrument(analyzer: Any) -> StageTimer:
-    """Time detection, mesh, iris, emotion, gender/age and appearance of ``analyzer``."""
+    """Time detection, mesh, iris, emotion, gender/age, appearance and the face descriptors of
+    ``analyzer`` (the engine calls ``analyze_with_descriptors``: that is the whole analysis)."""
     from indexer.engines.local import appearance
 
     timer = StageTimer()
-    timer.wrap(analyzer, "analyze", "whole analysis (after decode)")
+    timer.wrap(analyzer, "analyze_with_descriptors", "whole analysis (after decode)")
     timer.wrap(analyzer.detector, "detect", "detection (MTCNN)")
     timer.wrap(analyzer.mesh, "landmarks", "mesh (2 passes)")
     timer.wrap(analyzer.mesh, "iris_points", "iris")
     timer.wrap(analyzer.emotion, "probabilities", "emotion")
     timer.wrap(analyzer.demographics, "estimate", "gender + age")
     timer.wrap(appearance, "estimate", "eyewear, facial hair, occlusion")
+    timer.wrap(analyzer.embedder, "embed_many", DESCRIPTOR_STAGE)
     return timer
 
 
@@ -72,4 +78,7 @@ def breakdown_rows(timer: StageTimer, photos: int, faces: int, note: str) -> lis
         if calls:
             rows.append((f"stage: {stage}", f"{1000 * timer.seconds[stage] / calls:.2f} ms/face", "",
                          f"{calls} calls, {faces} faces kept"))
+    if faces and timer.calls.get(DESCRIPTOR_STAGE):
+        rows.append((f"stage: {DESCRIPTOR_STAGE}", f"{1000 * timer.seconds[DESCRIPTOR_STAGE] / faces:.2f} ms/face",
+                     "", f"{1000 * timer.seconds[DESCRIPTOR_STAGE] / photos:.1f} ms/photo; {faces} faces kept"))
     return rows

@@ -16,7 +16,9 @@ The data are read in place and never copied. Scoring rules:
 * CelebA: the largest detected face of each crop; accuracy over crops with a face (coverage shown).
 * Gender, AgeRange, eyewear, Sunglasses, Beard, Mustache, FaceOccluded against CelebA and WIDER's
   perceived gender and age: scoring rules in ``_attributes.py``.
-* Latency: p50/p95 on the 1024-px WIDER photos, then the time of each stage (``_stages.py``).
+* Latency: p50/p95 on the 1024-px WIDER photos (decode, FaceDetails and face descriptors, as
+  ``LocalEngine.analyze`` returns them), then the time of each stage (``_stages.py``);
+  ``--latency-only`` runs just the WIDER pass and these figures.
 * FER2013, two protocols (neutral = CALM; balanced accuracy = mean of the 7 per-class recalls):
   - direct: each 48x48 crop is classified as a whole face (no detection);
   - in a photo: each crop is upscaled (bicubic, side drawn from FER_SIDES) into a 640x480 grey
@@ -197,70 +199,10 @@ def fer_rows(analyzer, fer: Path, limit: int = 0):
     ]
 
 
-#: The whole pipeline with every attribute may cost at most this much more per photo than the
-#: first model set (detection, mesh, iris, emotion only) on the same photos and machine (issue 8).
-LATENCY_BUDGET = 1.25
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="evaluation data folder")
-    ap.add_argument("--models-dir", default=None, help="model cache (default: the usual cache dir)")
-    ap.add_argument("--throughput-images", type=int, default=40, help="WIDER images for the 1 vs 2 process rate")
-    ap.add_argument("--skip-throughput", action="store_true")
-    ap.add_argument("--repeat", type=int, default=2, help="timings per photo for the latency figures (best kept)")
-    ap.add_argument("--baseline-ms", type=float, default=0.0,
-                    help="p50 of the previous model set (local@1) on the same photos and machine, for the budget")
-    ap.add_argument("--fer-limit", type=int, default=0,
-                    help="FER2013 crops for the emotion figures (seeded subsample; 0 = all)")
-    args = ap.parse_args(argv)
-
-    data = Path(args.data)
-    if not (data / "widerface_val").is_dir():
-        print(f"error: evaluation data not found at {data} (expected widerface_val/ etc.); pass --data")
-        return 2
-
-    import cv2
-    import numpy as np
-
-    cv2.setNumThreads(1)
-    load0 = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    from indexer.core import ImageRef
-    from indexer.engines.local import LocalEngine
-
-    engine = LocalEngine(workers=0, models_dir=Path(args.models_dir) if args.models_dir else None)
-    analyzer = engine.analyzer()
-
-    def run(path: Path):
-        blob = path.read_bytes()
-        t = time.perf_counter()
-        a = engine.analyze(ImageRef(uri=str(path), size=len(blob), fingerprint=""), lambda: blob)
-        return a, (time.perf_counter() - t) * 1000.0
-
+def other_sets_rows(run, data: Path, analyzer, fer_limit: int) -> list[tuple]:
+    """Rows for the dlib photos, the non-face images, CelebA and FER2013 (``run``: path ->
+    (Analysis, ms))."""
     rows = []
-
-    # ---- WIDER
-    wider_dir = data / "widerface_val"
-    wider = parse_wider(wider_dir)
-    demographics = _attributes.read_demographics(wider_dir)
-    run(wider[0][0])  # warm-up
-    tp = fp = n = 0
-    latency_sample, nfaces, labelled = [], [], []
-    for path, gts in wider:
-        a, ms = run(path)
-        if max(a.width, a.height) >= 1000:  # the 1024-px photos are the latency sample
-            latency_sample.append(path)
-            nfaces.append(len(a.face_details))
-        dets = boxes_of(a)
-        t_, f_, n_ = score_image(dets, gts, 0.4)
-        tp, fp, n = tp + t_, fp + f_, n + n_
-        name = str(path.relative_to(wider_dir))
-        for di, gi in _attributes.pairs(dets, gts, iou):
-            if (name, gi) in demographics:
-                labelled.append((a.face_details[di], demographics[(name, gi)]))
-    rows.append(("WIDER val (faces >= 40 px) recall", pct(tp, n), ">= 75%", f"{tp}/{n} faces, {len(wider)} images"))
-    rows.append(("WIDER val precision", pct(tp, tp + fp), ">= 95%", f"{fp} false faces"))
-    rows += _attributes.wider_rows(labelled)
 
     # ---- dlib
     dl = data / "dlib_examples_faces"
@@ -329,7 +271,84 @@ def main(argv=None) -> int:
     rows += _attributes.celeba_rows(largest_faces)
 
     # ---- FER2013: direct crops, then crops upscaled into a photo-sized image (whole pipeline)
-    rows += fer_rows(analyzer, data / "fer2013_privatetest", args.fer_limit)
+    rows += fer_rows(analyzer, data / "fer2013_privatetest", fer_limit)
+    return rows
+
+
+#: The whole pipeline with every attribute may cost at most this much more per photo than the
+#: first model set (detection, mesh, iris, emotion only) on the same photos and machine (issue 8).
+LATENCY_BUDGET = 1.25
+#: The face descriptors (local@3) may add at most this much to the p50 of local@2, the same
+#: pipeline without them, on the same photos and machine (issue 11).
+DESCRIPTOR_BUDGET_MS = 30.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="evaluation data folder")
+    ap.add_argument("--models-dir", default=None, help="model cache (default: the usual cache dir)")
+    ap.add_argument("--throughput-images", type=int, default=40, help="WIDER images for the 1 vs 2 process rate")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the WIDER pass and the latency figures (no dlib, negatives, CelebA, FER2013, throughput)")
+    ap.add_argument("--repeat", type=int, default=2, help="timings per photo for the latency figures (best kept)")
+    ap.add_argument("--baseline-ms", type=float, default=0.0,
+                    help="p50 of the previous model set (local@1) on the same photos and machine, for the budget")
+    ap.add_argument("--local2-ms", type=float, default=0.0,
+                    help="p50 of local@2 (no face descriptors) on the same photos and machine, for issue 11's budget")
+    ap.add_argument("--fer-limit", type=int, default=0,
+                    help="FER2013 crops for the emotion figures (seeded subsample; 0 = all)")
+    args = ap.parse_args(argv)
+
+    data = Path(args.data)
+    if not (data / "widerface_val").is_dir():
+        print(f"error: evaluation data not found at {data} (expected widerface_val/ etc.); pass --data")
+        return 2
+
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)
+    load0 = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    from indexer.core import ImageRef
+    from indexer.engines.local import LocalEngine
+
+    engine = LocalEngine(workers=0, models_dir=Path(args.models_dir) if args.models_dir else None)
+    analyzer = engine.analyzer()
+
+    def run(path: Path):
+        blob = path.read_bytes()
+        t = time.perf_counter()
+        a = engine.analyze(ImageRef(uri=str(path), size=len(blob), fingerprint=""), lambda: blob)
+        return a, (time.perf_counter() - t) * 1000.0
+
+    rows = []
+
+    # ---- WIDER
+    wider_dir = data / "widerface_val"
+    wider = parse_wider(wider_dir)
+    demographics = _attributes.read_demographics(wider_dir)
+    run(wider[0][0])  # warm-up
+    tp = fp = n = 0
+    latency_sample, nfaces, labelled = [], [], []
+    for path, gts in wider:
+        a, ms = run(path)
+        if max(a.width, a.height) >= 1000:  # the 1024-px photos are the latency sample
+            latency_sample.append(path)
+            nfaces.append(len(a.face_details))
+        dets = boxes_of(a)
+        t_, f_, n_ = score_image(dets, gts, 0.4)
+        tp, fp, n = tp + t_, fp + f_, n + n_
+        name = str(path.relative_to(wider_dir))
+        for di, gi in _attributes.pairs(dets, gts, iou):
+            if (name, gi) in demographics:
+                labelled.append((a.face_details[di], demographics[(name, gi)]))
+    rows.append(("WIDER val (faces >= 40 px) recall", pct(tp, n), ">= 75%", f"{tp}/{n} faces, {len(wider)} images"))
+    rows.append(("WIDER val precision", pct(tp, tp + fp), ">= 95%", f"{fp} false faces"))
+    rows += _attributes.wider_rows(labelled)
+
+    if not args.latency_only:
+        rows += other_sets_rows(run, data, analyzer, args.fer_limit)
 
     # ---- latency: a separate pass, each photo timed `--repeat` times, best kept (filters out
     # interference from other processes on the machine; the pipeline itself is deterministic).
@@ -343,6 +362,9 @@ def main(argv=None) -> int:
                      + (f"; local@1 measured {args.baseline_ms:.0f} ms" if args.baseline_ms else "")))
         rows.append(("latency per 1024-px photo, 1 core, p95", f"{p95:.0f} ms", "",
                      f"decode + full pipeline, best of {args.repeat}; load avg at start {load0}"))
+        if args.local2_ms:
+            rows.append(("p50 added by face descriptors", f"{p50 - args.local2_ms:+.0f} ms",
+                         f"<= +{DESCRIPTOR_BUDGET_MS:.0f} ms", f"vs local@2 measured {args.local2_ms:.0f} ms"))
         # Where the time goes: one more pass over the same photos with each stage timed.
         timer = _stages.instrument(analyzer)
         kept = sum(len(run(p)[0].face_details) for p in latency_sample)
@@ -351,7 +373,7 @@ def main(argv=None) -> int:
     engine.close()
 
     # ---- throughput: 1 worker process vs 2
-    if not args.skip_throughput:
+    if not (args.skip_throughput or args.latency_only):
         sample = [p for p, _ in wider[: args.throughput_images]]
         blobs = [p.read_bytes() for p in sample]
 

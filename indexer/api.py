@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the search path must not import the pipeline, engines or bo
     from datetime import datetime
 
     from .engines.base import Engine
+    from .likeness import Likeness, LikeTarget
     from .pipeline import RunSummary
     from .query import Query
     from .search import ImageMatch
@@ -46,6 +47,7 @@ __all__ = [
     "search",
     "count",
     "stats",
+    "compare",
 ]
 
 
@@ -76,8 +78,24 @@ def _aws_session(config: Config):
     return make_session(config.profile, config.region)
 
 
-def open_engine(name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None) -> "Engine":
-    """The analysis engine called ``name`` (``local``, ``rekognition``), configured from ``config``."""
+def check_collection(engine_name: str, collection: str | None) -> None:
+    """A usage error (exit 2) for a face collection the run cannot fill, before anything opens:
+    only Rekognition has collections, and it refuses names outside its pattern."""
+    if collection is None:
+        return
+    if engine_name != "rekognition":
+        raise ConfigError("--collection needs the rekognition engine")
+    from .engines.rekognition.faces import check_collection_id
+
+    check_collection_id(collection)
+
+
+def open_engine(
+    name: str, config: Config, *, session: Any = None, stop: threading.Event | None = None, collection: str | None = None
+) -> "Engine":
+    """The analysis engine called ``name`` (``local``, ``rekognition``), configured from ``config``;
+    ``collection`` (Rekognition only) makes it index the faces into that face collection."""
+    check_collection(name, collection)
     if name == "rekognition":
         from .aws import make_client
         from .engines.rekognition import RekognitionEngine
@@ -92,7 +110,7 @@ def open_engine(name: str, config: Config, *, session: Any = None, stop: threadi
             RetryPolicy(max_attempts=config.retry_attempts),
             stopping=(stop.is_set if stop else (lambda: False)),
         )
-        return RekognitionEngine(client, s3_client=s3_client, caller=caller)
+        return RekognitionEngine(client, s3_client=s3_client, caller=caller, collection=collection)
     if name == "local":
         from .engines.local import LocalEngine
 
@@ -124,14 +142,26 @@ def index(
     progress: bool = False,
     stop: threading.Event | None = None,
     store: Store | None = None,
+    collection: str | None = None,
 ) -> "RunSummary":
-    """Index every image under ``source`` (``s3://bucket/prefix`` or a folder); see pipeline.py."""
+    """Index every image under ``source`` (``s3://bucket/prefix`` or a folder); see pipeline.py.
+
+    ``collection`` (default ``config.collection``) also indexes the faces into that Rekognition
+    face collection; it applies to an engine opened here by name; an ``Engine`` passed in brings
+    its own (``RekognitionEngine(..., collection=...)``).
+    """
     from .pipeline import RunOptions, run_index
 
     config = config or load_config()
     from .sources import parse_source
 
     parsed = parse_source(source)  # a malformed source is a usage error before anything is opened
+    if engine is None or isinstance(engine, str):
+        engine = engine or config.engine or default_engine_for(source)
+        collection = config.collection if collection is None else collection
+        check_collection(engine, collection)
+    elif collection is not None:
+        raise ConfigError("collection= applies to an engine opened by name: pass it to the engine instead")
     stop = stop or threading.Event()
     own_store = store is None
     store = store or open_store(config, pool_size=config.concurrency + 4)
@@ -139,9 +169,8 @@ def index(
     own_engine = engine is None or isinstance(engine, str)
     try:
         src = _open_source(parsed, config, holder)
-        if engine is None or isinstance(engine, str):
-            name = engine or config.engine or default_engine_for(source)
-            engine = open_engine(name, config, session=holder.get("session"), stop=stop)
+        if isinstance(engine, str):
+            engine = open_engine(engine, config, session=holder.get("session"), stop=stop, collection=collection)
         options = RunOptions(
             reindex=reindex,
             prune=prune,
@@ -196,6 +225,64 @@ def show(config: Config, uri: str) -> dict[str, Any] | None:
             parsed = parse_source(uri)  # a relative or ~ path names the same file
             found = store.image(str(parsed)) if isinstance(parsed, Path) else None
         return found
+
+
+def default_compare_engine(source: str, target: str) -> str:
+    """``rekognition`` when both images are in S3, else ``local``: as for ``index``, a local
+    file never makes a cloud call by surprise."""
+    return "rekognition" if source.startswith("s3://") and target.startswith("s3://") else "local"
+
+
+def compare(
+    config: Config,
+    source: str,
+    target: str,
+    *,
+    engine: "Engine | str | None" = None,
+    threshold: float = 80.0,
+) -> dict[str, Any]:
+    """CompareFaces: the largest face of ``source`` against every face of ``target`` (each a file
+    path or ``s3://bucket/key``), as Rekognition's response (``SourceImageFace``, ``FaceMatches``
+    with ``Similarity`` most alike first, ``UnmatchedFaces``) on either engine; see compare.py.
+
+    Raises FatalError for a missing or unreadable image and for a source without a face.
+    """
+    from dataclasses import replace
+
+    from .compare import ROLES, check_threshold, compare_images, open_image
+
+    check_threshold(threshold)
+    holder: dict[str, Any] = {}
+
+    def session() -> Any:
+        if "session" not in holder:
+            holder["session"] = _aws_session(config)
+        return holder["session"]
+
+    def s3_client() -> Any:
+        from .aws import make_client
+
+        if "s3" not in holder:
+            holder["s3"] = make_client(session(), "s3", pool=2, max_attempts=3)
+        return holder["s3"]
+
+    def opened_images() -> list[Any]:
+        return [open_image(role, spec, s3_client) for role, spec in zip(ROLES, (source, target))]
+
+    if engine is not None and not isinstance(engine, str):
+        return compare_images(engine, *opened_images(), threshold=threshold)
+    name = engine or config.engine or default_compare_engine(source, target)
+    if name not in ENGINE_NAMES:
+        raise ConfigError(f"unknown engine {name!r}: use {' or '.join(map(repr, ENGINE_NAMES))}")
+    images = opened_images()  # a missing image fails before an engine loads models or opens clients
+    # Two images: the offline engine analyses them in this process (a worker pool would only
+    # add its start-up); Rekognition is paced and retried by the same caller as ``index``.
+    opened = open_engine(name, replace(config, workers=0, concurrency=1), session=session() if name == "rekognition" else None)
+    try:
+        opened.prepare()
+        return compare_images(opened, *images, threshold=threshold)
+    finally:
+        opened.close()
 
 
 def _run_dict(run: "Row[Any]") -> dict[str, Any]:
@@ -272,12 +359,65 @@ class SearchResult:
     images: int = 0
     faces: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: With ``--like``: how the faces of that person were found, for ``--explain``.
+    like: str | None = None
 
 
-def _parse(config: Config, text: str, min_confidence: float | None) -> "Query":
-    from .query import parse
+def _parse(config: Config, text: str, min_confidence: float | None, *, like: str | None = None) -> "Query":
+    """The query; with ``like`` it may be empty (every face of that person matches)."""
+    from .query import Query, parse
 
-    return parse(text, config.min_confidence if min_confidence is None else min_confidence)
+    threshold = config.min_confidence if min_confidence is None else min_confidence
+    if like is not None and not text.strip():
+        return Query("", min_confidence=float(threshold))
+    return parse(text, threshold)
+
+
+@dataclass
+class _Like:
+    """``--like`` checked before the index is opened: what it names, and the threshold."""
+
+    target: "LikeTarget"
+    threshold: float
+
+
+def _like_options(like: str | None, threshold: float | None) -> _Like | None:
+    """``--like`` and ``--threshold`` checked (a missing photo, a bad face:ID or threshold) before
+    anything is opened. Only ``--like`` loads :mod:`indexer.likeness` (numpy, the engines)."""
+    if like is None:
+        if threshold is not None:
+            from .errors import QueryError
+
+            raise QueryError("--threshold is the Similarity --like needs: it goes with --like PHOTO or --like face:ID")
+        return None
+    from . import likeness
+
+    return _Like(likeness.parse_target(like), likeness.check_threshold(threshold))
+
+
+def _find_like(config: Config, store: Store, options: _Like) -> "Likeness":
+    """The faces like ``options.target`` (:class:`indexer.likeness.Likeness`): in the configured
+    Rekognition face collection when there is one, else by the stored offline descriptors."""
+    from . import likeness
+
+    if config.collection:
+        from .engines.rekognition import RekognitionEngine
+
+        engine = open_engine("rekognition", config)
+        assert isinstance(engine, RekognitionEngine)
+        try:
+            return likeness.in_collection(store, engine, config.collection, options.target, options.threshold)
+        finally:
+            engine.close()
+    models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
+    return likeness.offline(store, options.target, options.threshold, models_dir=models_dir)
+
+
+def _like_note(options: _Like, found: "Likeness") -> str:
+    return (
+        f"like: {options.target.describe()}, Similarity >= {found.threshold:g} ({found.method}): "
+        f"{len(found.similarities):,} faces before the query's terms"
+    )
 
 
 def search(
@@ -285,29 +425,52 @@ def search(
     text: str,
     *,
     limit: int | None = None,
-    order: str = "uri",
+    order: str | None = None,
     with_faces: bool = True,
     min_confidence: float | None = None,
+    like: str | None = None,
+    threshold: float | None = None,
 ) -> SearchResult:
-    """Images with a face matching every face term of ``text`` and every image term."""
+    """Images with a face matching every face term of ``text`` and every image term.
+
+    ``like`` (a photo's path, or ``face:ID``): only the faces of the person whose face is largest
+    in the photo (or of that stored face) at Similarity >= ``threshold`` (default 80) can match,
+    best match first unless ``order="uri"``; ``text`` may then be empty. The person's faces come
+    from ``config.collection`` (Rekognition) when set, else from the stored offline descriptors.
+    """
     from . import search as searching
 
-    query = _parse(config, text, min_confidence)  # a bad query fails before the database is opened
+    query = _parse(config, text, min_confidence, like=like)  # a bad query fails before the database is opened
+    options = _like_options(like, threshold)
     with open_index(config) as store:
         warnings = searching.capability_warnings(store, query)
-        matches = searching.search(store, query, limit=limit, order=order, with_faces=with_faces)
-        return SearchResult(query, matches, len(matches), sum(len(m.stored_faces) for m in matches), warnings)
+        if options is None:
+            matches = searching.search(store, query, limit=limit, order=order or "uri", with_faces=with_faces)
+            return SearchResult(query, matches, len(matches), sum(len(m.stored_faces) for m in matches), warnings)
+        found = _find_like(config, store, options)
+        matches = searching.search(
+            store, query, limit=limit, order=order or "confidence", with_faces=with_faces, like=found.similarities
+        )
+        faces = sum(len(m.stored_faces) for m in matches)
+        return SearchResult(query, matches, len(matches), faces, warnings + found.warnings, _like_note(options, found))
 
 
-def count(config: Config, text: str, *, min_confidence: float | None = None) -> SearchResult:
-    """How many images and faces match ``text``, without fetching them."""
+def count(
+    config: Config, text: str, *, min_confidence: float | None = None, like: str | None = None, threshold: float | None = None
+) -> SearchResult:
+    """How many images and faces match ``text`` (and ``like``: see :func:`search`), without fetching them."""
     from . import search as searching
 
-    query = _parse(config, text, min_confidence)
+    query = _parse(config, text, min_confidence, like=like)
+    options = _like_options(like, threshold)
     with open_index(config) as store:
         warnings = searching.capability_warnings(store, query)
-        images, faces = searching.count(store, query)
-        return SearchResult(query, [], images, faces, warnings)
+        if options is None:
+            images, faces = searching.count(store, query)
+            return SearchResult(query, [], images, faces, warnings)
+        found = _find_like(config, store, options)
+        images, faces = searching.count(store, query, like=found.similarities)
+        return SearchResult(query, [], images, faces, warnings + found.warnings, _like_note(options, found))
 
 
 def stats(config: Config) -> dict[str, Any]:

@@ -16,6 +16,12 @@ A query is then the AND of its terms' bitsets and a count is a popcount: a few m
 * The images are counted through two more bitsets, ``same image as the face before`` and
   ``last face of its image``: the matches are smeared forward within each image (a prefix OR
   by doubling), and the last face of each image then says whether any of its faces matched.
+* ``--order confidence`` ranks images by a confidence (the weakest of the query's terms on the
+  best face). Each confidence column is kept as a *level*, bit-sliced: which of
+  :data:`RANK_LEVELS` quantiles of that column the face's value reaches. From the levels, the
+  highest cut-off that surely leaves ``limit`` matching images above it is found by a few
+  popcounts, and only the images that may be above it (a few thousand faces) are ranked by SQL
+  with their real confidences: the same page, without ranking every match.
 
 The bitsets are rebuilt as a whole, after each ``indexer index`` run (:func:`refresh`), and
 labelled with the faces' version (``versions`` table, bumped by every write of faces). A search
@@ -43,7 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .attributes import BOOLEANS, EMOTION, GENDER
 from .query import DEFAULT_MIN_CONFIDENCE, AgeTerm, BoolTerm, EmotionTerm, FaceTerm, GenderTerm, Query
 from .store.indexed import wide_source
-from .store.models import FACES_VERSION, bitsets_table, images_table, versions_table
+from .store.models import FACES_VERSION, bitsets_table, faces_table, images_table, versions_table
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -59,6 +65,10 @@ AGE_SLICE = "age x2:bit {}"
 FACE_COUNT_SLICE = "face count:bit {}"
 #: The image id of every position, as little-endian 64-bit integers.
 IMAGE_IDS = "image ids"
+RANK_SLICE = "{} level:bit {}"
+#: Quantile levels per confidence column: the top level then holds about 1/32 of the faces, so
+#: ranking a broad query's best images means ranking a few per cent of its matches.
+RANK_LEVELS = 32
 #: Every atom is one of these terms; ``AgeTerm()`` with no bounds is "the age is known".
 _AGE_KNOWN = AgeTerm(None, False, None, False)
 #: Faces read per round trip while building (bounds the memory of the Python rows).
@@ -74,6 +84,22 @@ def atoms() -> tuple[FaceTerm, ...]:
         *(EmotionTerm(value, negated) for value in EMOTION.value_words for negated in (False, True)),
         _AGE_KNOWN,
     )
+
+
+def score_column(term: FaceTerm) -> str | None:
+    """The faces column a term ranks by (``--order confidence``), None when it ranks by none."""
+    column = term.confidence(faces_table.c)
+    return None if column is None else str(column.name)
+
+
+#: The column a query with no ranking term ranks by: the detection confidence.
+DETECTION_CONFIDENCE = "confidence"
+
+
+def ranked_columns() -> tuple[str, ...]:
+    """Every confidence column kept as levels: those of the atoms, and the detection confidence."""
+    names = (score_column(term) for term in atoms())
+    return tuple(dict.fromkeys([*(name for name in names if name), DETECTION_CONFIDENCE]))
 
 
 def atom_name(term: FaceTerm) -> str:
@@ -98,6 +124,8 @@ class FaceBitsets:
     max_faces: int
     age_bits: int | None
     face_count_bits: int
+    #: Per ranked column, the values its levels start at (level k: value >= thresholds[k - 1]).
+    rank_thresholds: dict[str, list[float]]
 
     def __post_init__(self) -> None:
         self._loaded: dict[str, int] = {}
@@ -153,7 +181,52 @@ class FaceBitsets:
     def image_ids(self, query: Query, most_faces: int) -> list[int] | None:
         """The ids of the matching images, or None when more than ``most_faces`` faces match
         (listing them would cost more than the SQL it saves)."""
+        return self._ids(self.matches(query), most_faces)
+
+    def best_image_ids(self, query: Query, limit: int, most_faces: int) -> list[int] | None:
+        """The ids of a set of matching images that surely holds the ``limit`` best ranked
+        (``--order confidence``), or None when no such set of at most ``most_faces`` faces is found.
+
+        A face's score is the lowest of its ranking columns. For a cut-off ``v``, the faces whose
+        every column's level starts at ``v`` or above *surely* score ``v`` or more; those whose
+        levels start at ``v`` or below *may*. The highest ``v`` whose sure faces span ``limit``
+        images is searched for; every image of the page then scores at least ``v``, so it has a
+        face among the maybe faces, whose images are the answer (exact scores are SQL's job).
+        """
+        columns = [name for term in query.face_terms if (name := score_column(term))] or [DETECTION_CONFIDENCE]
+        columns = list(dict.fromkeys(columns))
+        if any(column not in self.rank_thresholds for column in columns):
+            raise Unavailable("a ranking column without levels")
         matches = self.matches(query)
+        cuts = sorted({value for column in columns for value in self.rank_thresholds[column]})
+        low, high, found = 0, len(cuts) - 1, None
+        while low <= high:  # the highest cut whose sure faces span ``limit`` images
+            middle = (low + high) // 2
+            sure = self._at_level(matches, columns, cuts[middle], surely=True)
+            if self._images(sure) >= limit:
+                found, low = middle, middle + 1
+            else:
+                high = middle - 1
+        if found is None:
+            return None
+        return self._ids(self._at_level(matches, columns, cuts[found], surely=False), most_faces)
+
+    def _at_level(self, matches: int, columns: list[str], cut: float, *, surely: bool) -> int:
+        """``matches`` whose every column surely (or maybe) reaches ``cut``, judged by levels."""
+        for column in columns:
+            thresholds = self.rank_thresholds[column]
+            if surely:  # the lowest level starting at ``cut`` or above
+                level = next((k + 1 for k, value in enumerate(thresholds) if value >= cut), None)
+                if level is None:
+                    return 0
+            else:  # the highest level starting at ``cut`` or below (0: every face)
+                level = sum(1 for value in thresholds if value <= cut)
+            slices = [self.get(RANK_SLICE.format(column, i)) for i in range(len(thresholds).bit_length())]
+            matches &= ~_at_most(slices, self.all, level - 1)
+        return matches
+
+    def _ids(self, matches: int, most_faces: int) -> list[int] | None:
+        """The image ids of the faces ``matches``, or None when there are more than ``most_faces``."""
         if matches.bit_count() > most_faces:
             return None
         if not matches:
@@ -220,6 +293,7 @@ def open_bitsets(conn: Any, query: Query) -> FaceBitsets | None:
         layout["max_faces"],
         layout["age_bits"],
         layout["face_count_bits"],
+        layout.get("rank_thresholds", {}),
     )
 
 
@@ -239,6 +313,12 @@ def image_ids(conn: Any, query: Query, most_faces: int) -> list[int] | None:
     """The ids of the images matching ``query`` from the bitsets, or None when they cannot
     answer or more than ``most_faces`` faces match."""
     return _answer(conn, query, lambda bitsets: bitsets.image_ids(query, most_faces))
+
+
+def best_image_ids(conn: Any, query: Query, limit: int, most_faces: int) -> list[int] | None:
+    """Ids of images that surely hold the ``limit`` best ranked matches of ``query`` (see
+    :meth:`FaceBitsets.best_image_ids`), or None when the bitsets cannot narrow it that far."""
+    return _answer(conn, query, lambda bitsets: bitsets.best_image_ids(query, limit, most_faces))
 
 
 def count(conn: Any, query: Query) -> tuple[int, int] | None:
@@ -292,11 +372,17 @@ def _atom_bits(c: Any) -> Any:
 
 
 def _face_rows(conn: Any) -> Iterator[list[Any]]:
-    """(image id, its face count, age middle, atom bits) of every face, grouped by image (in
+    """(image id, its face count, age middle, atom bits, ranked confidences) of every face, grouped by image (in
     image id order, from the covering search index: the faces' wide rows are never read)."""
     faces, images = wide_source(conn), images_table.c
     statement = (
-        select(faces.c.image_id, images.face_count, faces.c.age_mid, _atom_bits(faces.c))
+        select(
+            faces.c.image_id,
+            images.face_count,
+            faces.c.age_mid,
+            _atom_bits(faces.c),
+            *(faces.c[name] for name in ranked_columns()),
+        )
         .join_from(faces, images_table, images.id == faces.c.image_id)
         .order_by(faces.c.image_id)
     )
@@ -308,9 +394,12 @@ def _build(conn: Any) -> list[tuple[str, bytes]]:
     """Every bitset (and the layout row) of the faces as they are, as (name, bytes) rows."""
     import numpy as np
 
-    chunks = [np.array([tuple(row) for row in chunk], dtype=np.float64).reshape(-1, 4) for chunk in _face_rows(conn)]
-    table = np.concatenate(chunks) if chunks else np.zeros((0, 4))
-    image_id, face_count, age, bits = table.T
+    width = 4 + len(ranked_columns())
+    chunks = [
+        np.array([tuple(row) for row in chunk], dtype=np.float64).reshape(-1, width) for chunk in _face_rows(conn)
+    ]
+    table = np.concatenate(chunks) if chunks else np.zeros((0, width))
+    image_id, face_count, age, bits = table[:, :4].T
     n = len(table)
 
     def packed(mask: Any) -> bytes:
@@ -336,6 +425,11 @@ def _build(conn: Any) -> list[tuple[str, bytes]]:
     if np.all(doubled == np.round(doubled)) and np.all(doubled >= 0):
         age_bits, age_rows = sliced(doubled.astype(np.int64), AGE_SLICE)
         rows += age_rows
+    rank_thresholds = {}
+    for name, values in zip(ranked_columns(), table[:, 4:].T):
+        thresholds, level_rows = _levels(values, RANK_SLICE.format(name, "{}"), packed)
+        rank_thresholds[name] = thresholds
+        rows += level_rows
     runs = np.diff(np.append(np.flatnonzero(~same), n))  # faces per image
     layout = {
         "faces": n,
@@ -343,5 +437,21 @@ def _build(conn: Any) -> list[tuple[str, bytes]]:
         "age_bits": age_bits,
         "face_count_bits": count_bits,
         "threshold": DEFAULT_MIN_CONFIDENCE,
+        "rank_thresholds": rank_thresholds,
     }
     return [*rows, (LAYOUT, json.dumps(layout).encode())]
+
+
+def _levels(values: Any, name: str, packed: Callable[[Any], bytes]) -> tuple[list[float], list[tuple[str, bytes]]]:
+    """A confidence column as levels: the distinct quantiles (``RANK_LEVELS`` of them at most)
+    its known values start at, and each face's level (how many of them it reaches, 0 when
+    unknown) bit-sliced."""
+    import numpy as np
+
+    known = values[~np.isnan(values)]
+    if not len(known):
+        return [], []
+    quantiles = np.quantile(known, np.arange(1, RANK_LEVELS) / RANK_LEVELS, method="lower")
+    thresholds = sorted({float(value) for value in quantiles})
+    levels = np.searchsorted(np.array(thresholds), np.nan_to_num(values, nan=-np.inf), side="right").astype(np.int64)
+    return thresholds, [(name.format(i), packed((levels >> i) & 1)) for i in range(len(thresholds).bit_length())]

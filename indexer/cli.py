@@ -105,6 +105,7 @@ def index(
     reindex: bool = typer.Option(False, "--reindex", help="Analyse every image again, changed or not."),
     prune: bool = typer.Option(False, "--prune", help="Delete the rows of images no longer under SOURCE."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry images that failed permanently, though unchanged."),
+    collection: Optional[str] = typer.Option(None, "--collection", metavar="NAME", help="Also index the faces into this Rekognition face collection (IndexFaces instead of DetectFaces; created if missing; rekognition engine only).", show_default=False),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Worker threads [default: 16].", show_default=False),
     tps: Optional[float] = typer.Option(None, "--tps", help="Ceiling on engine calls per second [default: 50].", show_default=False),
     profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile.", show_default=False),
@@ -115,7 +116,9 @@ def index(
     """Index the faces of every image under SOURCE (incremental: unchanged images are skipped)."""
     from . import api
 
-    config = _config(config_file, db_url=db, engine=engine, concurrency=concurrency, tps=tps, profile=profile, region=region)
+    config = _config(
+        config_file, db_url=db, engine=engine, concurrency=concurrency, tps=tps, profile=profile, region=region, collection=collection
+    )
     progress = sys.stderr.isatty() and not quiet and not as_json
     with _StopOnSignal() as stopper:
         summary = api.index(
@@ -213,7 +216,7 @@ def _dashed_words_last(args: list[str], options: list[TyperOption]) -> list[str]
 @app.command(cls=_QueryCommand)
 @domain_errors
 def search(
-    query: str = typer.Argument(..., help="What to find, e.g. 'smiling people with beards and sunglasses' or 'gender:female age>40 eyeglasses'."),
+    query: Optional[str] = typer.Argument(None, help="What to find, e.g. 'smiling people with beards and sunglasses' or 'gender:female age>40 eyeglasses' (optional with --like).", show_default=False),
     db: Optional[str] = DbOpt,
     config_file: Optional[Path] = ConfigOpt,
     min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Confidence (0-100) an attribute needs [default: 50].", show_default=False),
@@ -221,26 +224,35 @@ def search(
     count_only: bool = typer.Option(False, "--count", help="Print only the numbers of matching images and faces."),
     fmt: Optional[Format] = typer.Option(None, "--format", help="json is JSON Lines, csv one row per face [default: table on a terminal, json otherwise].", show_default=False),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many images.", show_default=False),
-    order: Order = typer.Option("uri", "--order", help="By URI, or best matching face first."),
+    order: Optional[Order] = typer.Option(None, "--order", help="By URI, or best matching face first (with --like: highest Similarity) [default: uri; with --like, best match first].", show_default=False),
+    like: Optional[str] = typer.Option(None, "--like", help="Only the person whose face is largest in this photo, or a stored face (face:ID from `indexer show`); the query's face terms must hold on that person's face.", show_default=False),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Similarity (0-100) a face needs to count as the --like person [default: 80].", show_default=False),
+    collection: Optional[str] = typer.Option(None, "--collection", help="With --like: ask this Rekognition face collection (faces indexed with `index --collection`) instead of the offline descriptors.", show_default=False),
 ) -> None:
     """Find images by face attributes. All face terms must hold on the same face."""
     from . import api
     from .output import format_count, format_matches
 
-    config = _config(config_file, db_url=db, min_confidence=min_confidence)
+    if collection is not None and like is None:
+        fail("--collection goes with --like (it names the face collection to search)", 2)
+    config = _config(config_file, db_url=db, min_confidence=min_confidence, collection=collection)
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    text = query or ""
     if count_only:
-        result = api.count(config, query)
+        result = api.count(config, text, like=like, threshold=threshold)
     else:
-        result = api.search(config, query, limit=limit, order=order, with_faces=fmt != "uris")
+        result = api.search(config, text, limit=limit, order=order, with_faces=fmt != "uris", like=like, threshold=threshold)
     if explain:
-        typer.echo(result.query.explain(), err=True)
+        if result.query.text or result.like is None:
+            typer.echo(result.query.explain(), err=True)
+        if result.like is not None:
+            typer.echo(result.like, err=True)
     for warning in result.warnings:
         typer.echo(f"indexer: {warning}", err=True)
     if count_only:
         format_count((result.images, result.faces), sys.stdout)
     else:
-        format_matches(result.matches, fmt, sys.stdout, min_confidence=result.query.min_confidence)
+        format_matches(result.matches, fmt, sys.stdout, min_confidence=result.query.min_confidence, similarity=like is not None)
 
 
 @app.command()
@@ -259,6 +271,30 @@ def stats(
         typer.echo(json.dumps(data, indent=2))
     else:
         format_stats(data, sys.stdout)
+
+
+@app.command()
+@domain_errors
+def compare(
+    source: str = typer.Argument(..., help="The image whose largest face is looked for: a file or s3://bucket/key."),
+    target: str = typer.Argument(..., help="The image it is looked for in: a file or s3://bucket/key."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local or rekognition (default: rekognition when both are s3://, else local).", show_default=False),
+    threshold: float = typer.Option(80.0, "--threshold", min=0.0, max=100.0, help="Similarity (0-100) a face needs to be a match, as Rekognition's SimilarityThreshold."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile.", show_default=False),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS region.", show_default=False),
+    config_file: Optional[Path] = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json", help="Rekognition's CompareFaces response (SourceImageFace, FaceMatches, UnmatchedFaces), whichever engine ran."),
+) -> None:
+    """Compare the largest face of SOURCE with every face of TARGET (CompareFaces). Exits 0 with or without a match."""
+    from . import api
+    from .output import format_comparison
+
+    config = _config(config_file, engine=engine, profile=profile, region=region)
+    result = api.compare(config, source, target, threshold=threshold)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        format_comparison(result, sys.stdout)
 
 
 @models_app.command("install")

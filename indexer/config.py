@@ -35,6 +35,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_attempts", "index", int, 6),
     Setting("batch_size", "index", int, 50),
     Setting("lock_lease_seconds", "index", float, 60.0),
+    Setting("collection", "index", str, None),
     Setting("profile", "aws", str, None),
     Setting("region", "aws", str, None),
     Setting("min_confidence", "search", float, 50.0),
@@ -58,6 +59,8 @@ class Config:
     min_confidence: float
     workers: int | None
     models_dir: str | None
+    #: The Rekognition face collection ``index`` fills (``--collection``); None: DetectFaces only.
+    collection: str | None
 
 
 def env_var(name: str) -> str:

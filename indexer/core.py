@@ -44,6 +44,30 @@ class ImageRef:
 ByteReader = Callable[[], bytes]
 
 
+@dataclass(frozen=True)
+class FaceDescriptors:
+    """Who each face is, as numbers: one identity vector per FaceDetail of an :class:`Analysis`,
+    in the same order. Two faces of the same person have close vectors (the offline engine's
+    ``embedding`` module says how close, and maps the distance to a Similarity 0-100).
+
+    ``model`` names the network that made them: vectors of different models are not comparable,
+    so each is stored with it. Each vector is the model's float32 values, little-endian.
+    """
+
+    model: str
+    vectors: list[bytes]
+
+
+@dataclass(frozen=True)
+class CollectionFaces:
+    """Where Rekognition's ``IndexFaces`` put an image's faces: the collection, and each face's
+    ``FaceId`` there, one per FaceDetail of the :class:`Analysis`, in the same order (None for a
+    face the service detected but did not index)."""
+
+    collection: str
+    face_ids: list[str | None]
+
+
 @dataclass
 class Analysis:
     """What an engine returns for one image."""
@@ -53,6 +77,10 @@ class Analysis:
     height: int | None = None
     #: Billable calls this analysis made (retries included); 0 for offline engines.
     api_calls: int = 0
+    #: Identity vectors of the faces (the offline engine), for "find this person".
+    descriptors: FaceDescriptors | None = None
+    #: The faces' FaceIds in a Rekognition collection (``index --collection``), for the same.
+    collection_faces: CollectionFaces | None = None
 
 
 def _counter(label: str, *, note_on: str | None = None) -> Any:

@@ -16,16 +16,22 @@ A run-wide failure (expired credentials, permission on the action withdrawn, an 
 cannot be reached - see :mod:`indexer.errors`) stops the run the same way and fails it (exit 1):
 the images it touched are *not* recorded, so the next run analyses them. So does a streak of
 :data:`MAX_CONSECUTIVE_TRANSIENT_FAILURES` images failing with the same service/network fault.
+
+An engine that fills a face collection (:class:`CollectionEngine`, ``index --collection``) also
+gets, once the run completed (and pruned), the FaceIds the store queued because no stored face
+has them any more: they are deleted from the collection and then forgotten (:func:`drain_deletions`).
+The store never calls AWS; the run carries the FaceIds from one to the other.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from .core import ImageRef, RunCounters
 from .engines.base import Engine
@@ -35,6 +41,8 @@ from .planner import PlanOptions, plan
 from .sources import Source
 from .store.models import RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED
 from .store.repository import ImageOutcome, Store
+
+log = logging.getLogger(__name__)
 
 _DONE = object()
 #: This many images in a row failing with the same transient service/network cause (a
@@ -57,6 +65,24 @@ class RunOptions:
     #: Seconds between writes when results trickle in (a slow engine still commits regularly).
     flush_seconds: float = 1.0
     progress: bool = False
+
+
+@runtime_checkable
+class CollectionEngine(Protocol):
+    """An engine that indexes each image's faces into a face collection, and can delete them."""
+
+    #: The collection (None: this engine instance fills none).
+    collection: str | None
+
+    def delete_collection_faces(self, face_ids: Sequence[str], on_batch: Callable[[list[str]], None] | None = None) -> int:
+        """Delete ``face_ids`` from the collection, calling ``on_batch`` with the ids each request
+        settled; returns the billable calls, raises :class:`~indexer.errors.IndexerError`."""
+        ...
+
+
+def collection_of(engine: Engine) -> str | None:
+    """The face collection ``engine`` indexes into, None when it fills none."""
+    return engine.collection if isinstance(engine, CollectionEngine) else None
 
 
 @dataclass(kw_only=True)
@@ -109,6 +135,10 @@ def run_index(
             pruned = store.prune(source.uri_prefix, run.run_id)
             with run.lock:
                 run.counters.pruned = pruned
+        if status == RUN_COMPLETED and not stop.is_set() and isinstance(engine, CollectionEngine):
+            calls = drain_deletions(store, engine)
+            with run.lock:
+                run.counters.api_calls += calls
         counters = run.snapshot()
         store.finish_run(run.run_id, status, counters, error=str(error) if error else None)
     finally:
@@ -126,6 +156,35 @@ def run_index(
         elapsed_s=time.monotonic() - started,
         **counters.counters(),
     )
+
+
+def drain_deletions(store: Store, engine: CollectionEngine) -> int:
+    """Delete from the engine's collection the FaceIds the store queued for it, forgetting each
+    batch once DeleteFaces settled it; the billable calls made.
+
+    Only the run's own collection: its existence was just checked in this region, while a queued
+    collection of another name may live elsewhere. A failure (permission, outage) is a warning,
+    not the run's failure - the images are indexed - and the FaceIds not yet settled stay queued
+    for the next run.
+    """
+    collection = engine.collection
+    if collection is None:
+        return 0
+    face_ids = store.queued_deletions().get(collection, [])
+    if not face_ids:
+        return 0
+
+    def forget(settled: list[str]) -> None:
+        store.forget_deletions(collection, settled)
+
+    try:
+        return engine.delete_collection_faces(face_ids, forget)
+    except IndexerError as exc:
+        log.warning(
+            "indexer: warning: faces replaced or pruned are still in the face collection %r "
+            "(kept queued, deleted by the next run): %s", collection, exc,
+        )
+        return getattr(exc, "api_calls", 0)
 
 
 class _Run:
@@ -192,6 +251,7 @@ class _Run:
             options.retry_failed,
             track_seen=options.prune,
             model_set=self.engine.capabilities.model_set,
+            collection=collection_of(self.engine),
         )
         try:
             for batch in plan(self.source.walk(), self.store, plan_options, self.run_id):

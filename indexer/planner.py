@@ -29,11 +29,23 @@ class PlanOptions:
     track_seen: bool = False
     #: The running engine's model set (``local@2``); None means the engine's name (unversioned).
     model_set: str | None = None
+    #: The face collection the run indexes into (``index --collection``); None: no collection.
+    collection: str | None = None
 
 
 def is_outdated(known: KnownImage, options: PlanOptions) -> bool:
-    """True when the same engine, but an older (or other) version of its models, analysed it."""
-    return known.engine == options.engine and (known.model_set or known.engine) != (options.model_set or options.engine)
+    """True when the same engine analysed it, but with an older (or other) version of its models,
+    or - in a run that fills a face collection - without putting its faces in that collection
+    (indexed before without ``--collection``, or into another one).
+
+    A run without a collection leaves images that are in one alone: their faces are the same.
+    Only an indexed image is outdated by its collection: a failure has no faces to put anywhere.
+    """
+    if known.engine != options.engine:
+        return False
+    if (known.model_set or known.engine) != (options.model_set or options.engine):
+        return True
+    return options.collection is not None and known.status == IMAGE_INDEXED and known.collection != options.collection
 
 
 def needs_work(ref: ImageRef, known: KnownImage | None, options: PlanOptions) -> bool:
@@ -53,7 +65,8 @@ def needs_work(ref: ImageRef, known: KnownImage | None, options: PlanOptions) ->
 class PlannedBatch:
     listed: int
     todo: list[ImageRef]
-    #: Of ``todo``: unchanged images planned only because an older model set had analysed them.
+    #: Of ``todo``: unchanged images planned only because an older model set had analysed them,
+    #: or because they are not yet in the run's face collection.
     outdated: int = 0
 
     @property
@@ -86,7 +99,7 @@ def plan(refs: Iterable[ImageRef], store: Store, options: PlanOptions, run_id: i
 
 
 def _only_outdated(ref: ImageRef, known: KnownImage | None, options: PlanOptions) -> bool:
-    """Planned although unchanged, because an older model set analysed it (not ``--reindex``)."""
+    """Planned although unchanged, because :func:`is_outdated` (not ``--reindex``)."""
     return (
         not options.reindex
         and known is not None

@@ -11,19 +11,23 @@ fills its page inside that prefix in a few milliseconds. A rare one ("angry men 
 does not; the rest of its page is then found from the faces side (the attribute indexes find the
 few matching faces, their images are sorted by URI), which is cheap precisely because it is rare.
 Either way the answer is the same: the first ``limit`` matching images in URI order.
+
+``--like`` (``like=``: face id -> Similarity, found by :mod:`indexer.likeness`) starts from the
+other end: the few faces of one person, looked up by primary key, narrowed by the face terms on
+those same faces and by the image terms on their images, ranked by their best Similarity (or URI).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import case, exists, func, literal, select
 
 from . import bitsets
 from .attributes import AGE, BOOLEANS, EMOTION, GENDER, Category, Range, Searchable
-from .output import ORDERS
+from .output import ORDERS, shown_similarity
 from .query import (
     AgeTerm,
     BoolTerm,
@@ -124,12 +128,23 @@ class ImageMatch:
     #: Faces stored for the image in all (``faces`` holds only those that matched).
     face_count: int = 0
     engine: str = ""
-    #: Best matching face's score with ``order="confidence"``, else None.
+    #: Best matching face's score with ``order="confidence"`` (its Similarity with ``like``), else None.
     score: float | None = None
+    #: With ``like``: each matching face's Similarity to the face searched for, by face id.
+    similarities: dict[int, float] | None = None
 
     @property
     def faces(self) -> list[dict[str, Any]]:
-        return [face.detail() for face in self.stored_faces]
+        """The matching FaceDetails plus ``face_id`` (and ``Similarity`` with ``like``)."""
+        if self.similarities is None:
+            return [face.detail() for face in self.stored_faces]
+        return [{**face.detail(), "Similarity": self.similarity_of(face.face_id)} for face in self.stored_faces]
+
+    def similarity_of(self, face_id: int) -> float | None:
+        """A matching face's Similarity as written out (rounded), None without ``like``."""
+        if self.similarities is None:
+            return None
+        return shown_similarity(self.similarities[face_id])
 
     def as_json(self) -> dict[str, Any]:
         return {"uri": self.uri, "faces": self.faces}
@@ -137,7 +152,14 @@ class ImageMatch:
     def json_line(self) -> str:
         """``as_json()`` as one compact line, the stored faces spliced in unparsed."""
         uri = json.dumps(self.uri, ensure_ascii=False)
-        return f'{{"uri":{uri},"faces":[{",".join(face.json() for face in self.stored_faces)}]}}'
+        return f'{{"uri":{uri},"faces":[{",".join(self._face_json(face) for face in self.stored_faces)}]}}'
+
+    def _face_json(self, face: StoredFace) -> str:
+        """One face's JSON, ``"Similarity"`` spliced in after ``face_id`` with ``like``."""
+        text = face.json()
+        if self.similarities is None:
+            return text
+        return f'{text[:-1]},"Similarity":{json.dumps(self.similarity_of(face.face_id))}}}'
 
 
 # -- statements ----------------------------------------------------------------------------------
@@ -265,6 +287,9 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
         found = bitsets.image_ids(conn, query, RARE_FACES)
         if found is not None:  # few matches: rank only their images
             return _ranked(conn, query, per_image.where(source.c.image_id.in_(found)), limit) if found else []
+        best = bitsets.best_image_ids(conn, query, limit, RARE_FACES)
+        if best is not None:  # many: rank only the images the confidence levels say may be best
+            return _ranked(conn, query, per_image.where(source.c.image_id.in_(best)), limit)
         page = _page_among_best(conn, query, source, per_image, limit)
         if page is not None:
             return page
@@ -331,17 +356,98 @@ def _faces_of(conn: Any, query: Query, image_ids: list[int]) -> dict[int, list[S
     return out
 
 
+# -- like: the faces of one person ---------------------------------------------------------------
+
+#: (id, uri, face_count, engine) of an image, and the ids of its faces that match.
+_Liked = dict[int, tuple[tuple[int, str, int, str], list[int]]]
+
+
+def _liked(conn: Any, query: Query, like: Mapping[int, float]) -> _Liked:
+    """The indexed images whose image terms hold and that have a face of ``like`` on which every
+    face term holds, each with those faces' ids. The faces are looked up by primary key, a chunk
+    of ids at a time: one person's faces are few, whatever the size of the index."""
+    condition = face_condition(query, _faces)
+    ids = sorted(like)
+    found: _Liked = {}
+    for start in range(0, len(ids), _CHUNK):
+        statement = (
+            select(_faces.c.id, *_PAGE_COLUMNS)
+            .join_from(_faces, _images, _images.c.id == _faces.c.image_id)
+            .where(_faces.c.id.in_(ids[start : start + _CHUNK]), *_image_filter(query))
+        )
+        if condition is not None:
+            statement = statement.where(condition)
+        for face_id, image_id, uri, face_count, engine in conn.execute(statement):
+            found.setdefault(image_id, ((image_id, uri, face_count, engine), []))[1].append(face_id)
+    return found
+
+
+def _liked_page(
+    found: _Liked, like: Mapping[int, float], order: str, limit: int | None
+) -> list[tuple[tuple[int, str, int, str], list[int], float]]:
+    """The page: (image row, matching face ids, best Similarity), best Similarity first then URI
+    (``order="confidence"``), or by URI."""
+    rows = [(row, face_ids, max(like[face_id] for face_id in face_ids)) for row, face_ids in found.values()]
+    if order == "confidence":
+        rows.sort(key=lambda entry: (-entry[2], entry[0][1]))
+    else:
+        rows.sort(key=lambda entry: entry[0][1])
+    return rows if limit is None else rows[:limit]
+
+
+def _faces_by_id(conn: Any, face_ids: list[int]) -> dict[int, list[StoredFace]]:
+    """The stored faces ``face_ids``, by image id, in face order."""
+    out: dict[int, list[StoredFace]] = {}
+    ids = sorted(face_ids)
+    for start in range(0, len(ids), _CHUNK):
+        statement = (
+            select(_faces.c.id, _faces.c.image_id, _faces.c.raw)
+            .where(_faces.c.id.in_(ids[start : start + _CHUNK]))
+            .order_by(_faces.c.image_id, _faces.c.face_index)
+        )
+        for face_id, image_id, raw in conn.execute(statement):
+            out.setdefault(image_id, []).append(StoredFace(face_id, raw))
+    return out
+
+
+def _search_liked(
+    conn: Any, query: Query, like: Mapping[int, float], *, limit: int | None, order: str, with_faces: bool
+) -> list[ImageMatch]:
+    page = _liked_page(_liked(conn, query, like), like, order, limit)
+    faces = _faces_by_id(conn, [face_id for _row, face_ids, _best in page for face_id in face_ids]) if with_faces else {}
+    return [
+        ImageMatch(
+            uri=uri,
+            stored_faces=faces.get(image_id, []),
+            face_count=face_count,
+            engine=engine,
+            score=best,
+            similarities={face_id: like[face_id] for face_id in face_ids},
+        )
+        for (image_id, uri, face_count, engine), face_ids, best in page
+    ]
+
+
 # -- public API ----------------------------------------------------------------------------------
 
 
 def search(
-    store: Any, query: Query, *, limit: int | None = None, order: str = "uri", with_faces: bool = True
+    store: Any,
+    query: Query,
+    *,
+    limit: int | None = None,
+    order: str = "uri",
+    with_faces: bool = True,
+    like: Mapping[int, float] | None = None,
 ) -> list[ImageMatch]:
     """Images matching ``query``: those with at least one face on which every face term holds
     (any image when there are none) and whose image terms hold. Each match carries only its
     matching faces (all of its faces when the query has no face terms). Ordered by URI, or with
     ``order="confidence"`` by the best matching face's weakest term confidence (then URI).
-    ``with_faces=False`` leaves ``faces`` empty (``--format uris`` needs no FaceDetails)."""
+    ``with_faces=False`` leaves ``faces`` empty (``--format uris`` needs no FaceDetails).
+
+    ``like`` (face id -> Similarity): only those faces can match, the face terms holding on them;
+    each match carries its matching faces' Similarity, and ``order="confidence"`` ranks by the best."""
     if order not in ORDERS:
         from .errors import QueryError
 
@@ -350,10 +456,12 @@ def search(
         from .errors import QueryError
 
         raise QueryError(f"--limit must be 0 or more, not {limit}")
-    if limit == 0 or _faceless(query):
+    if limit == 0 or _faceless(query) or (like is not None and not like):
         return []
     with store.engine.connect() as conn:
         _tune(conn, query)
+        if like is not None:
+            return _search_liked(conn, query, like, limit=limit, order=order, with_faces=with_faces)
         if order == "confidence":
             page = _page_by_confidence(conn, query, limit)
         else:
@@ -365,12 +473,16 @@ def search(
     ]
 
 
-def count(store: Any, query: Query) -> tuple[int, int]:
-    """(matching images, matching faces). Without face terms, every face of a matching image counts."""
-    if _faceless(query):
+def count(store: Any, query: Query, *, like: Mapping[int, float] | None = None) -> tuple[int, int]:
+    """(matching images, matching faces). Without face terms, every face of a matching image counts;
+    with ``like``, only those faces can match (see :func:`search`)."""
+    if _faceless(query) or (like is not None and not like):
         return 0, 0
     with store.engine.connect() as conn:
         _tune(conn, query)
+        if like is not None:
+            found = _liked(conn, query, like)
+            return len(found), sum(len(face_ids) for _row, face_ids in found.values())
         if not query.face_terms:
             statement = select(func.count(), func.coalesce(func.sum(_images.c.face_count), 0)).where(
                 *_image_filter(query)

@@ -187,3 +187,56 @@ def test_pages_from_the_bitsets_equal_pages_from_sql(random_store, monkeypatch, 
                 (m.uri, [f.face_id for f in m.stored_faces], m.score) for m in want
             ], text
     assert used > 20, "the bitsets made pages"
+
+
+@pytest.fixture(params=["few values", "continuous"])
+def ranked_store(request, store: Store, monkeypatch) -> Store:
+    """A random collection whose confidences are a few repeated values (ties, levels that
+    collapse) or spread over 50-100 (every level distinct), bitsets refreshed."""
+    if request.param == "continuous":
+        spread = random.Random(5)
+        monkeypatch.setattr(
+            random.Random, "choice",
+            lambda self, seq: round(spread.uniform(50, 100), 3) if seq is CONFIDENCES else seq[int(self.random() * len(seq))],
+        )
+    _write_random_images(store, random.Random(8), 600, "r/")
+    monkeypatch.undo()
+    assert bitsets.refresh(store)
+    return store
+
+
+def test_confidence_pages_narrowed_by_levels_equal_pages_from_sql(ranked_store, monkeypatch):
+    """Broad queries ranked by confidence: the images the levels say may be best, ranked by SQL,
+    give exactly the page SQL gives ranking every match (ties and image terms included)."""
+    rng = random.Random(13)
+    real_best = bitsets.best_image_ids
+    narrowed = 0
+
+    def counted(*args):
+        nonlocal narrowed
+        found = real_best(*args)
+        narrowed += found is not None
+        return found
+
+    for text in _queries(rng, 120):
+        query = parse(text)
+        monkeypatch.setattr(bitsets, "image_ids", lambda *args: None)  # as if many matched
+        monkeypatch.setattr(bitsets, "best_image_ids", counted)
+        pages = [search.search(ranked_store, query, limit=limit, order="confidence") for limit in (1, 5, 40)]
+        monkeypatch.setattr(bitsets, "best_image_ids", lambda *args: None)
+        expected = [search.search(ranked_store, query, limit=limit, order="confidence") for limit in (1, 5, 40)]
+        for page, want in zip(pages, expected):
+            assert [(m.uri, m.score) for m in page] == [(m.uri, m.score) for m in want], text
+    assert narrowed > 150, "the levels narrowed most pages"
+
+
+@pytest.mark.parametrize("ranked_store", ["continuous"], indirect=True)
+def test_levels_narrow_a_broad_ranking_to_a_few_images(ranked_store):
+    """The point of the levels: the candidates for a page of 5 are far fewer than the matches
+    (with few distinct confidences, ties make every face of the top value a candidate)."""
+    query = parse("smiling")  # (not "not smiling": faces without a Smile default to False at 99, all tied)
+    with ranked_store.engine.connect() as conn:
+        candidates = bitsets.best_image_ids(conn, query, 5, 10_000)
+        matching = bitsets.image_ids(conn, query, 10_000)
+    assert candidates is not None and matching is not None
+    assert 5 <= len(candidates) < len(matching) / 3

@@ -48,7 +48,7 @@ def test_folder_defaults_to_the_local_engine_with_no_cloud_call(photos, models, 
 
     shown = json.loads(runner.invoke(app, ["show", str(photos / "astronaut.jpg"), "--db", db, "--json"]).stdout)
     (face,) = shown["faces"]
-    assert (shown["engine"], shown["model_set"]) == ("local", "local@2")
+    assert (shown["engine"], shown["model_set"]) == ("local", "local@3")
     assert face["Smile"]["Value"] is True
     assert ALL_ATTRIBUTES <= set(face), "the offline engine answers every DetectFaces attribute"
     assert face["Gender"]["Value"] == "Female" and face["Sunglasses"]["Value"] is False
@@ -150,7 +150,7 @@ def test_images_of_an_older_local_model_set_are_reanalysed_by_a_plain_run(photos
     assert "analyzed 2 (2 for newer models)" in upgraded.stdout and "unchanged 1" in upgraded.stdout
     assert (summary["analyzed"], summary["outdated"], summary["skipped_unchanged"]) == (2, 2, 1)
     with database.connect() as conn:
-        assert set(conn.execute(text("SELECT model_set FROM images")).scalars()) == {"local@2"}
+        assert set(conn.execute(text("SELECT model_set FROM images")).scalars()) == {"local@3"}
     database.dispose()
     again = json.loads(runner.invoke(app, ["index", str(photos), "--db", db, "--json"]).stdout)
     assert (again["analyzed"], again["outdated"], again["skipped_unchanged"]) == (0, 0, 3)

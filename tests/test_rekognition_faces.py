@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from indexer.core import ImageRef
+from indexer.core import CollectionFaces, ImageRef
 from indexer.engines.rekognition.engine import RekognitionEngine
 from indexer.engines.rekognition.faces import (
     DELETE_FACES_MAX,
@@ -442,7 +442,9 @@ def test_index_faces_keeps_the_largest_faces_and_returns_every_face_detail(engin
     assert set(listed) == set(indexed.face_ids[:2])
     assert {uri_from_external_image_id(face["ExternalImageId"]) for face in listed.values()} == {"s3://photos/group.jpg"}
     assert [c.kind for c in rekognition.calls if c.operation == "IndexFaces"] == ["S3Object"]
-    assert indexed.analysis().face_details == indexed.face_details
+    analysis = indexed.analysis()
+    assert analysis.face_details == indexed.face_details
+    assert analysis.collection_faces == CollectionFaces("people", indexed.face_ids), "each FaceId beside its face"
 
 
 def test_index_faces_of_a_faceless_image_indexes_nothing(engine, client, rekognition):
@@ -540,3 +542,55 @@ def test_delete_faces_batches_by_4096_and_makes_no_call_for_none(client, rekogni
     deletion = delete_faces(client, "people", ids)
     assert rekognition.count(operation="DeleteFaces") - before == 2 == deletion.api_calls
     assert deletion.deleted == [] and sorted(deletion.not_found) == sorted(ids)
+
+
+def test_delete_faces_reports_each_settled_batch(client, rekognition, family):
+    present = [face_id for ids in family.values() for face_id in ids if face_id]
+    absent = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(DELETE_FACES_MAX)]
+    settled: list[list[str]] = []
+
+    deletion = delete_faces(client, "family", absent + present, on_batch=settled.append)
+
+    assert [len(batch) for batch in settled] == [DELETE_FACES_MAX, len(present)]
+    assert sorted(settled[1]) == sorted(present) == sorted(deletion.deleted)
+    assert rekognition.face_ids("family") == []
+
+
+def test_delete_faces_keeps_a_face_the_service_would_not_delete_out_of_the_settled_ones(client):
+    """A face associated to a user of the collection is not deleted (the tests' endpoint has no
+    users: botocore's Stubber answers in the model's shape, which it validates)."""
+    from botocore.stub import Stubber
+
+    ids = ["0d2bc1c8-5d4b-4b6a-9f51-3e3c0c7e1a11", "1d2bc1c8-5d4b-4b6a-9f51-3e3c0c7e1a11", "2d2bc1c8-5d4b-4b6a-9f51-3e3c0c7e1a11"]
+    settled: list[list[str]] = []
+    with Stubber(client) as stub:
+        stub.add_response(
+            "delete_faces",
+            {
+                "DeletedFaces": [ids[0]],
+                "UnsuccessfulFaceDeletions": [
+                    {"FaceId": ids[1], "UserId": "ann", "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]},
+                    {"FaceId": ids[2], "Reasons": ["FACE_NOT_FOUND"]},
+                ],
+            },
+            {"CollectionId": "people", "FaceIds": ids},
+        )
+        deletion = delete_faces(client, "people", ids, on_batch=settled.append)
+
+    assert settled == [[ids[0], ids[2]]]
+    assert (deletion.deleted, deletion.not_found) == ([ids[0]], [ids[2]])
+    assert deletion.kept == {"ASSOCIATED_TO_AN_EXISTING_USER": [ids[1]]}
+
+
+def test_a_refused_delete_faces_reports_what_it_spent(client, rekognition):
+    ensure_collection(client, "people")
+    rekognition.refuse_after(0, "AccessDeniedException")
+    with pytest.raises(IndexerError, match="not authorized while deleting 1 faces") as excinfo:
+        delete_faces(client, "people", ["0d2bc1c8-5d4b-4b6a-9f51-3e3c0c7e1a11"], on_batch=lambda batch: pytest.fail("nothing settled"))
+    assert excinfo.value.api_calls == 1
+
+
+def test_an_engine_with_a_collection_checks_its_name_before_any_call(client, rekognition):
+    with pytest.raises(ConfigError, match="invalid collection name 'a b'"):
+        RekognitionEngine(client, collection="a b")
+    assert rekognition.calls == []

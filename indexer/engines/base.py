@@ -30,7 +30,7 @@ class Capabilities:
 
     @property
     def model_set(self) -> str:
-        """What each image records as the models that analysed it: ``local@2``, ``rekognition``."""
+        """What each image records as the models that analysed it: ``local@3``, ``rekognition``."""
         return self.name if self.version is None else f"{self.name}@{self.version}"
 
 

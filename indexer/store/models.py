@@ -94,6 +94,9 @@ images_table = Table(
     Column("run_id", ForeignKey("runs.id", ondelete="SET NULL")),
     # Last run whose listing saw this image; ``--prune`` removes what the current run did not see.
     Column("seen_run_id", Integer),
+    # The Rekognition collection its faces were indexed into (``index --collection``), else NULL:
+    # an image indexed without one, or into another, needs indexing into the run's (migration 0006).
+    Column("collection", String(255)),
 )
 
 
@@ -156,6 +159,37 @@ bitsets_table = Table(
     Column("name", String(64), primary_key=True),
     Column("faces_version", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
+)
+
+#: Each face's identity vector from the offline engine (``core.FaceDescriptors``): ``search
+#: --like`` compares these and never re-analyses the index. ``model`` names the network: vectors
+#: of different models are not comparable.
+face_descriptors_table = Table(
+    "face_descriptors",
+    metadata,
+    Column("face_id", ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(64), nullable=False, index=True),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+#: Where ``index --collection`` put each face in a Rekognition collection: its FaceId there.
+collection_faces_table = Table(
+    "collection_faces",
+    metadata,
+    Column("collection", String(255), primary_key=True),
+    Column("rekognition_face_id", String(36), primary_key=True),
+    Column("face_id", ForeignKey("faces.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+#: FaceIds still in a collection that no stored face has any more (the image was re-indexed or
+#: pruned): queued in the transaction that dropped them, deleted from the collection after the
+#: run (DeleteFaces), then forgotten. A crash in between leaves them queued, never lost.
+collection_deletions_table = Table(
+    "collection_deletions",
+    metadata,
+    Column("collection", String(255), primary_key=True),
+    Column("rekognition_face_id", String(36), primary_key=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
 )
 
 #: A lease that keeps two runs over the same database and source from doing the work twice.

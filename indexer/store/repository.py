@@ -12,12 +12,12 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, Row, delete, insert, select, update
+from sqlalchemy import Engine, Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core import Analysis, ImageRef, RunCounters
+from ..core import Analysis, CollectionFaces, ImageRef, RunCounters
 from ..errors import ImageError
 from .db import check_reachable, create_db_engine
 from .facedetail import emotion_rows, face_columns, stored_detail
@@ -26,8 +26,11 @@ from .models import (
     IMAGE_FAILED,
     IMAGE_INDEXED,
     RUN_RUNNING,
+    collection_deletions_table,
+    collection_faces_table,
     emotions_table,
     engines_table,
+    face_descriptors_table,
     faces_table,
     images_table,
     runs_table,
@@ -41,6 +44,9 @@ _faces = faces_table.c
 _emotions = emotions_table.c
 _engines = engines_table.c
 _versions = versions_table.c
+_descriptors = face_descriptors_table.c
+_collection_faces = collection_faces_table.c
+_deletions = collection_deletions_table.c
 
 #: Bound parameters per IN (...) look-up: well under SQLite's 32k limit, one round trip each.
 LOOKUP_BATCH = 2000
@@ -67,6 +73,8 @@ class KnownImage:
     retryable: bool | None
     #: The model set that analysed it (``local@2``); None reads as the engine's name (unversioned).
     model_set: str | None = None
+    #: The Rekognition collection its faces were indexed into, None when none.
+    collection: str | None = None
 
 
 @dataclass
@@ -95,6 +103,82 @@ def _dialect_insert(conn: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def _delete_faces(conn: Any, which: Any) -> None:
+    """Delete the faces ``which`` selects (a condition on the faces table) and what hangs off them.
+
+    Explicit rather than through ``ON DELETE CASCADE``: one statement per table over an indexed
+    ``face_id IN (...)``, the same on both databases, whatever the connection's pragmas."""
+    face_ids = select(_faces.id).where(which)
+    for table, column in (
+        (emotions_table, _emotions.face_id),
+        (face_descriptors_table, _descriptors.face_id),
+        (collection_faces_table, _collection_faces.face_id),
+    ):
+        conn.execute(delete(table).where(column.in_(face_ids)))
+    conn.execute(delete(faces_table).where(which))
+
+
+def _collection_faces_of(conn: Any, which: Any) -> list[tuple[str, str]]:
+    """(collection, FaceId) of the faces ``which`` selects."""
+    statement = select(_collection_faces.collection, _collection_faces.rekognition_face_id).where(
+        _collection_faces.face_id.in_(select(_faces.id).where(which))
+    )
+    return [(collection, face_id) for collection, face_id in conn.execute(statement)]
+
+
+def _queue_deletions(conn: Any, gone: Iterable[tuple[str, str]]) -> None:
+    """Queue FaceIds no stored face has any more, to be deleted from their collections."""
+    rows = [{"collection": c, "rekognition_face_id": f, "queued_at": utcnow()} for c, f in gone]
+    if rows:
+        statement = _dialect_insert(conn)(collection_deletions_table)
+        conn.execute(statement.on_conflict_do_nothing(index_elements=[_deletions.collection, _deletions.rekognition_face_id]), rows)
+
+
+def _replace_collection_faces(conn: Any, image_id: int, new: CollectionFaces | None) -> None:
+    """Before an image's faces are replaced: queue the FaceIds it had and no longer has, and
+    unqueue the ones it has again (IndexFaces of the same image under the same ExternalImageId
+    returns the same FaceIds, which must then stay in the collection)."""
+    kept = {(new.collection, face_id) for face_id in new.face_ids if face_id} if new else set()
+    old = _collection_faces_of(conn, _faces.image_id == image_id)
+    _queue_deletions(conn, [pair for pair in old if pair not in kept])
+    if kept:
+        conn.execute(
+            delete(collection_deletions_table).where(
+                tuple_(_deletions.collection, _deletions.rekognition_face_id).in_(sorted(kept))
+            )
+        )
+
+
+def _insert_identities(conn: Any, face_ids: Sequence[int], analysis: Analysis) -> None:
+    """The faces' descriptors and collection FaceIds, each beside its stored face."""
+    descriptors, indexed = analysis.descriptors, analysis.collection_faces
+    if descriptors is not None:
+        _check_aligned("descriptors", descriptors.vectors, face_ids)
+        rows = [{"face_id": f, "model": descriptors.model, "vector": v} for f, v in zip(face_ids, descriptors.vectors)]
+        if rows:
+            conn.execute(insert(face_descriptors_table), rows)
+    if indexed is not None:
+        _check_aligned("FaceIds", indexed.face_ids, face_ids)
+        rows = [
+            {"collection": indexed.collection, "rekognition_face_id": r, "face_id": f}
+            for f, r in zip(face_ids, indexed.face_ids)
+            if r
+        ]
+        if rows:
+            conn.execute(insert(collection_faces_table), rows)
+
+
+class Misaligned(Exception):
+    """An engine gave a different number of descriptors or FaceIds than faces."""
+
+
+def _check_aligned(what: str, values: Sequence[Any], face_ids: Sequence[int]) -> None:
+    """An engine must give one of ``what`` per face: a mismatch would tie a vector or a FaceId to
+    the wrong face, so the image is not written (``Store.write`` records it as failed)."""
+    if len(values) != len(face_ids):
+        raise Misaligned(f"the engine gave {len(values)} {what} for {len(face_ids)} faces")
 
 
 class Store:
@@ -208,11 +292,17 @@ class Store:
                 chunk = uris[start : start + LOOKUP_BATCH]
                 rows = conn.execute(
                     select(
-                        _images.uri, _images.fingerprint, _images.engine, _images.model_set, _images.status, _images.retryable
+                        _images.uri,
+                        _images.fingerprint,
+                        _images.engine,
+                        _images.model_set,
+                        _images.status,
+                        _images.retryable,
+                        _images.collection,
                     ).where(_images.uri.in_(chunk))
                 )
-                for uri, fingerprint, engine, model_set, status, retryable in rows:
-                    found[uri] = KnownImage(fingerprint, engine, status, retryable, model_set)
+                for uri, fingerprint, engine, model_set, status, retryable, collection in rows:
+                    found[uri] = KnownImage(fingerprint, engine, status, retryable, model_set, collection)
         return found
 
     def mark_seen(self, run_id: int, uris: Sequence[str]) -> None:
@@ -232,9 +322,8 @@ class Store:
             ids = list(conn.execute(stale).scalars())
             for start in range(0, len(ids), LOOKUP_BATCH):
                 chunk = ids[start : start + LOOKUP_BATCH]
-                face_ids = select(_faces.id).where(_faces.image_id.in_(chunk))
-                conn.execute(delete(emotions_table).where(_emotions.face_id.in_(face_ids)))
-                conn.execute(delete(faces_table).where(_faces.image_id.in_(chunk)))
+                _queue_deletions(conn, _collection_faces_of(conn, _faces.image_id.in_(chunk)))
+                _delete_faces(conn, _faces.image_id.in_(chunk))
                 conn.execute(delete(images_table).where(_images.id.in_(chunk)))
             if ids:
                 _faces_changed(conn)
@@ -257,7 +346,7 @@ class Store:
                     self._write_one(conn, outcome, run_id)
                 _faces_changed(conn)
             return list(outcomes)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, Misaligned):
             if len(outcomes) == 1:
                 return self._write_as_failure(outcomes[0], run_id)
         written: list[ImageOutcome] = []
@@ -270,7 +359,7 @@ class Store:
             ref=outcome.ref,
             engine=outcome.engine,
             model_set=outcome.model_set,
-            error=ImageError("StoreError", "the database refused this image's faces", retryable=True),
+            error=ImageError("StoreError", "the index could not store this image's faces", retryable=True),
         )
         with self.engine.begin() as conn:
             self._write_one(conn, failure, run_id)
@@ -295,11 +384,11 @@ class Store:
             "retryable": error.retryable if error else None,
             "width": analysis.width if analysis else None,
             "height": analysis.height if analysis else None,
+            "collection": analysis.collection_faces.collection if analysis and analysis.collection_faces else None,
         }
         image_id = self._upsert_image(conn, values)
-        old_faces = select(_faces.id).where(_faces.image_id == image_id)
-        conn.execute(delete(emotions_table).where(_emotions.face_id.in_(old_faces)))
-        conn.execute(delete(faces_table).where(_faces.image_id == image_id))
+        _replace_collection_faces(conn, image_id, analysis.collection_faces if analysis else None)
+        _delete_faces(conn, _faces.image_id == image_id)
         if not analysis or not analysis.face_details:
             return
         rows = [
@@ -314,6 +403,7 @@ class Store:
         ]
         if emotions:
             conn.execute(insert(emotions_table), emotions)
+        _insert_identities(conn, face_ids, analysis)
 
     def _upsert_image(self, conn: Any, values: dict[str, Any]) -> int:
         statement = _dialect_insert(conn)(images_table).values(**values)
@@ -348,3 +438,88 @@ class Store:
             "faces": [stored_detail(raw, face_id) for face_id, raw in faces],
         }
 
+
+    # -- identities: descriptors and collection FaceIds ---------------------------------------
+
+    def descriptor_of(self, face_id: int) -> tuple[str, bytes] | None:
+        """(model, vector) of one stored face, None when it has no descriptor."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_descriptors.model, _descriptors.vector).where(_descriptors.face_id == face_id)).first()
+        return None if row is None else (row.model, bytes(row.vector))
+
+    def descriptors(self, model: str, *, chunk: int = 50_000) -> Iterator[tuple[list[int], bytes]]:
+        """Every descriptor of ``model``, ``chunk`` faces at a time: their face ids and their
+        vectors concatenated (one buffer, for ``numpy.frombuffer``). Keyset-paged by face id, so
+        memory stays at one chunk and each page is one indexed range read."""
+        after = 0
+        while True:
+            with self.engine.connect() as conn:
+                # The driver's own cursor: SQLAlchemy's per-row processing was half the time of
+                # a scan (the rows are two plain values). Placeholders in the driver's style.
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute(
+                    f"SELECT face_id, vector FROM {face_descriptors_table.name} "
+                    f"WHERE model = {mark} AND face_id > {mark} ORDER BY face_id LIMIT {int(chunk)}",
+                    (model, after),
+                )
+                rows = cursor.fetchall()
+                cursor.close()
+            if not rows:
+                return
+            yield [face_id for face_id, _vector in rows], b"".join(bytes(vector) for _face_id, vector in rows)
+            after = rows[-1][0]
+
+    def descriptor_count(self) -> dict[str, int]:
+        """How many faces have a descriptor, by model."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_descriptors.model, func.count()).group_by(_descriptors.model)).all()
+        return {model: int(n) for model, n in rows}
+
+    def collection_face(self, face_id: int) -> tuple[str, str] | None:
+        """(collection, FaceId) of one stored face, None when it is in no collection."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_collection_faces.collection, _collection_faces.rekognition_face_id).where(
+                    _collection_faces.face_id == face_id
+                )
+            ).first()
+        return None if row is None else (row[0], row[1])
+
+    def faces_in_collection(self, collection: str, rekognition_face_ids: Sequence[str]) -> dict[str, int]:
+        """FaceId -> stored face id, for the FaceIds of ``collection`` the index holds."""
+        found: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(rekognition_face_ids), LOOKUP_BATCH):
+                chunk = list(rekognition_face_ids[start : start + LOOKUP_BATCH])
+                rows = conn.execute(
+                    select(_collection_faces.rekognition_face_id, _collection_faces.face_id).where(
+                        _collection_faces.collection == collection, _collection_faces.rekognition_face_id.in_(chunk)
+                    )
+                )
+                found.update({face_ref: face_id for face_ref, face_id in rows})
+        return found
+
+    def queued_deletions(self) -> dict[str, list[str]]:
+        """FaceIds to delete from each collection (queued when their faces were replaced or pruned)."""
+        queued: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_deletions.collection, _deletions.rekognition_face_id).order_by(
+                    _deletions.collection, _deletions.rekognition_face_id
+                )
+            )
+            for collection, face_ref in rows:
+                queued.setdefault(collection, []).append(face_ref)
+        return queued
+
+    def forget_deletions(self, collection: str, rekognition_face_ids: Sequence[str]) -> None:
+        """Unqueue FaceIds once DeleteFaces removed them (or found them already gone)."""
+        with self.engine.begin() as conn:
+            for start in range(0, len(rekognition_face_ids), LOOKUP_BATCH):
+                chunk = list(rekognition_face_ids[start : start + LOOKUP_BATCH])
+                conn.execute(
+                    delete(collection_deletions_table).where(
+                        _deletions.collection == collection, _deletions.rekognition_face_id.in_(chunk)
+                    )
+                )

@@ -1,4 +1,5 @@
-"""One process's face analysis: detector -> mesh/iris -> emotion -> Rekognition-shaped FaceDetails.
+"""One process's face analysis: detector -> mesh/iris -> emotion -> Rekognition-shaped FaceDetails,
+and on request each face's identity descriptor (``embedding``), kept beside the FaceDetails.
 
 Every decision threshold here comes from a stated principle, not from fitting a data set:
 
@@ -107,33 +108,37 @@ def _pose(mesh: np.ndarray) -> tuple[float, float, float]:
 
 
 class FaceAnalyzer:
-    """Loads every model once; ``analyze`` turns an RGB array into FaceDetails."""
+    """Loads every model once; ``analyze`` turns an RGB array into FaceDetails, and
+    ``analyze_with_descriptors`` also gives each face's identity descriptor."""
 
     def __init__(self, directory: Path, threads: int = 1, min_face_size: int = MIN_FACE_SIZE):
         from .demographics import Demographics
         from .detect import MTCNN
+        from .embedding import FaceEmbedder
         from .mesh import FaceMesh
 
         self.detector = MTCNN(directory, threads=threads, min_face_size=min_face_size)
         self.mesh = FaceMesh(directory, threads=threads)
         self.emotion = EmotionModel(directory, threads=threads)
         self.demographics = Demographics(directory, threads=threads)
+        self.embedder = FaceEmbedder(directory, threads=threads)
+        self.embedder.load()  # like the other models: a broken file fails here, not on a face
 
     # -- public ------------------------------------------------------------------------------
     def analyze(self, rgb: np.ndarray) -> list[dict[str, Any]]:
         """``rgb``: HxWx3 uint8. Returns FaceDetails with coordinates as fractions of this array."""
-        import cv2
+        return [detail for detail, _mesh in self._faces(rgb)]
 
-        h, w = rgb.shape[:2]
-        boxes, points = self.detector.detect(rgb)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        details = []
-        for box, pts in zip(boxes, points):
-            d = self._face(rgb, gray, box, pts, w, h)
-            if d is not None:
-                details.append(d)
-        details.sort(key=lambda d: (d["BoundingBox"]["Left"], d["BoundingBox"]["Top"]))
-        return details
+    def analyze_with_descriptors(self, rgb: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """FaceDetails as :meth:`analyze` gives them, and one descriptor per FaceDetail in the same
+        order (N x 128 float32, ``embedding.DESCRIPTOR_MODEL``). Kept apart from the FaceDetails,
+        which are Rekognition's shape and stored verbatim. All faces go through the network in one
+        call, each on dlib's chip from dlib's 5 points read off the face's own mesh."""
+        from .demographics import mesh_points
+
+        faces = self._faces(rgb)
+        vectors = self.embedder.embed_many(rgb, [mesh_points(mesh) for _detail, mesh in faces])
+        return [detail for detail, _mesh in faces], vectors
 
     def emotion_probabilities(self, gray_face: np.ndarray) -> dict[str, float]:
         """Rekognition emotion name -> probability for a grey crop treated as a whole face."""
@@ -141,7 +146,23 @@ class FaceAnalyzer:
         return {REKOGNITION_NAMES[k]: float(v) for k, v in zip(FER_LABELS, p)}
 
     # -- per face ----------------------------------------------------------------------------
-    def _face(self, rgb, gray, box, pts, w, h) -> dict[str, Any] | None:
+    def _faces(self, rgb: np.ndarray) -> list[tuple[dict[str, Any], np.ndarray]]:
+        """(FaceDetail, its mesh in image pixels) of each reported face, left to right then top to
+        bottom (the order callers and the index rely on)."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        boxes, points = self.detector.detect(rgb)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        faces = []
+        for box, pts in zip(boxes, points):
+            face = self._face(rgb, gray, box, pts, w, h)
+            if face is not None:
+                faces.append(face)
+        faces.sort(key=lambda face: (face[0]["BoundingBox"]["Left"], face[0]["BoundingBox"]["Top"]))
+        return faces
+
+    def _face(self, rgb, gray, box, pts, w, h) -> tuple[dict[str, Any], np.ndarray] | None:
         import cv2
 
         x1, y1, x2, y2, score = (float(v) for v in box)
@@ -239,7 +260,7 @@ class FaceAnalyzer:
         looks = appearance.estimate(rgb, mesh, self.demographics.male_probability(demo))
 
         confidence = 100.0 * score
-        return {
+        detail = {
             **demo,
             **looks,
             "BoundingBox": {
@@ -262,3 +283,4 @@ class FaceAnalyzer:
                 "Confidence": float(round(100.0 * flag, 3)),
             },
         }
+        return detail, mesh

@@ -16,6 +16,10 @@ Python ``compute_face_descriptor`` calls it), rebuilt without dlib by ``demograp
 **Similarity** (0-100) is a logistic in the descriptor distance, calibrated so that a threshold
 means what it means on Rekognition: 80 the everyday operating point, 99 the strict one (see
 :data:`SIMILARITY_MIDPOINT` and :func:`similarity`).
+
+**At index time** the engine describes every face it reports (``FaceAnalyzer.
+analyze_with_descriptors``); ``LocalEngine.analyze`` returns the vectors in ``Analysis.descriptors``
+under :data:`DESCRIPTOR_MODEL`, as bytes (:func:`to_bytes`; :func:`from_bytes` reads them back).
 """
 
 from __future__ import annotations
@@ -40,6 +44,30 @@ CHIP_PADDING = 0.25
 
 #: Length of a descriptor (the network's final ``fc_no_bias<128>``).
 DESCRIPTOR_SIZE = 128
+
+#: The name stored with every descriptor this module makes (``core.FaceDescriptors.model``):
+#: descriptors of different networks, or of this one on a different chip, are not comparable, so
+#: change it whenever either changes.
+DESCRIPTOR_MODEL = "dlib-resnet-v1"
+
+#: How a descriptor is stored and passed between processes: its float32 values, little-endian.
+DESCRIPTOR_DTYPE = "<f4"
+
+
+def to_bytes(vectors: np.ndarray) -> list[bytes]:
+    """One ``DESCRIPTOR_DTYPE`` byte string per row of ``vectors`` (N x 128), as stored."""
+    rows = np.asarray(vectors).reshape(-1, DESCRIPTOR_SIZE)
+    return [row.astype(DESCRIPTOR_DTYPE).tobytes() for row in rows]
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    """Stored descriptors back to an N x 128 float32 array: one vector's bytes, or several
+    concatenated (as ``Store.descriptors`` yields them). A length that is not a whole number of
+    descriptors raises ``ValueError``."""
+    width = DESCRIPTOR_SIZE * np.dtype(DESCRIPTOR_DTYPE).itemsize
+    if len(data) % width:
+        raise ValueError(f"descriptor bytes must be a multiple of {width}, got {len(data)}")
+    return np.frombuffer(data, dtype=DESCRIPTOR_DTYPE).astype(np.float32).reshape(-1, DESCRIPTOR_SIZE)
 
 # ---------------------------------------------------------------- Similarity
 
@@ -131,6 +159,11 @@ class FaceEmbedder:
         self._session: Any = None
         self._io: tuple[str, str] = ("", "")
         self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the network now rather than on the first face (the engine's analyzer does, so
+        that a broken model file fails when the models load, as the other networks do)."""
+        self._net()
 
     def _net(self) -> Any:
         if self._session is None:

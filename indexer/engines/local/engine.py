@@ -1,10 +1,12 @@
 """``LocalEngine``: offline face analysis with models taken from PyPI packages.
 
 The engine decodes each image (EXIF orientation applied, long side at most 1024 px for analysis,
-never upscaled) and runs detection, mesh, iris and emotion models. Work goes to a pool of worker
-processes, each of which loads the models once and runs them single-threaded, so that many threads
-calling :meth:`LocalEngine.analyze` at once keep every core busy. ``workers=0`` analyses in the
-calling process instead (one analysis at a time).
+never upscaled) and runs detection, mesh, iris, expression and attribute models, then describes
+each reported face for "who is this?" (``embedding``: ``Analysis.descriptors``). Work goes to a
+pool of worker processes, each of which loads the models once and runs them single-threaded, so
+that many threads calling :meth:`LocalEngine.analyze` at once keep every core busy. ``workers=0``
+analyses in the calling process instead (one analysis at a time): the way to describe one image
+outside a run, e.g. ``LocalEngine(workers=0).analyze(ref, lambda: data).descriptors``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...attributes import ALL_ATTRIBUTES
-from ...core import Analysis, ByteReader, ImageRef
+from ...core import Analysis, ByteReader, FaceDescriptors, ImageRef
 from ...errors import FatalError, ImageError
 from ..base import Capabilities
 from ..decode import TRANSPOSED_ORIENTATIONS, register_optional_formats, to_rgb, unidentified_image_error
@@ -33,8 +35,10 @@ MAX_SIDE = 1024
 
 #: The offline engine answers every attribute Rekognition answers. ``version`` is its model set:
 #: 1 had no Gender, AgeRange, Beard, Mustache, Eyeglasses, Sunglasses or FaceOccluded; 2 has them
-#: all. Bump it whenever the models or the way they are read change what a FaceDetail says.
-CAPABILITIES = Capabilities(name="local", attributes=ALL_ATTRIBUTES, version=2)
+#: all; 3 adds a face descriptor per face (images of local@2 have none, so the next plain run
+#: re-analyses them, which gives them descriptors). Bump it whenever the models or the way they
+#: are read change what a FaceDetail or a descriptor says.
+CAPABILITIES = Capabilities(name="local", attributes=ALL_ATTRIBUTES, version=3)
 
 
 def decode(data: bytes, max_side: int = MAX_SIDE):
@@ -111,13 +115,23 @@ def _worker_init(directory: str) -> None:
     _ANALYZER = FaceAnalyzer(Path(directory), threads=1)
 
 
-def _worker_analyze(data: bytes) -> tuple[str, Any]:
-    assert _ANALYZER is not None, "the pool's initializer loads the analyzer"
+def _payload(analyzer: FaceAnalyzer, data: bytes) -> tuple[str, Any]:
+    """What an analysis sends back, in the pool and in process alike: ``("ok", (FaceDetails,
+    width, height, descriptors))``, descriptors as float32-LE bytes (plain data for pickling), or
+    ``("image_error", (code, message))``."""
+    from .embedding import to_bytes
+
     try:
         rgb, width, height = decode(data)
-        return "ok", (_ANALYZER.analyze(rgb), width, height)
+        details, vectors = analyzer.analyze_with_descriptors(rgb)
+        return "ok", (details, width, height, to_bytes(vectors))
     except ImageError as exc:
         return "image_error", (exc.code, exc.message)
+
+
+def _worker_analyze(data: bytes) -> tuple[str, Any]:
+    assert _ANALYZER is not None, "the pool's initializer loads the analyzer"
+    return _payload(_ANALYZER, data)
 
 
 # ------------------------------------------------------------------ engine
@@ -187,6 +201,11 @@ class LocalEngine:
 
     # -- analysis ----------------------------------------------------------------------------
     def analyze(self, image: ImageRef, read_bytes: ByteReader) -> Analysis:
+        """FaceDetails of one image and, in ``descriptors``, one identity vector per FaceDetail
+        (same order; ``FaceDescriptors(embedding.DESCRIPTOR_MODEL, [])`` for an image without
+        faces). Raises :class:`ImageError` for bytes that are not a usable image."""
+        from .embedding import DESCRIPTOR_MODEL
+
         directory = self._ready()
         data = read_bytes()
         if self.workers == 0:
@@ -196,8 +215,14 @@ class LocalEngine:
         if status == "image_error":
             code, message = payload
             raise ImageError(code, message, retryable=False)
-        details, width, height = payload
-        return Analysis(face_details=details, width=width, height=height, api_calls=0)
+        details, width, height, vectors = payload
+        return Analysis(
+            face_details=details,
+            width=width,
+            height=height,
+            api_calls=0,
+            descriptors=FaceDescriptors(DESCRIPTOR_MODEL, vectors),
+        )
 
     def _analyze_here(self, directory: Path, data: bytes):
         with self._inproc_lock:
@@ -205,11 +230,7 @@ class LocalEngine:
                 from .analyzer import FaceAnalyzer
 
                 self._analyzer = FaceAnalyzer(directory, threads=1)
-            try:
-                rgb, width, height = decode(data)
-            except ImageError as exc:
-                return "image_error", (exc.code, exc.message)
-            return "ok", (self._analyzer.analyze(rgb), width, height)
+            return _payload(self._analyzer, data)
 
     def _analyze_in_pool(self, image: ImageRef, data: bytes):
         pool = self._pool

@@ -1,4 +1,13 @@
-"""AWS Rekognition ``DetectFaces`` with ``Attributes=["ALL"]``.
+"""AWS Rekognition ``DetectFaces`` with ``Attributes=["ALL"]`` - or, with ``collection=NAME``
+(``indexer index --collection NAME``), ``IndexFaces`` into that face collection instead.
+
+IndexFaces with ``DetectionAttributes=["ALL"]`` returns the same FaceDetails as DetectFaces, so a
+run that fills a collection still makes one call per image, and stores each face's FaceId beside
+it (:mod:`indexer.engines.rekognition.faces` has the calls and the choices: the external image id
+that tags each face with its URI, QualityFilter NONE so every detected face is kept). The
+collection is created by :meth:`RekognitionEngine.prepare` when missing; FaceIds a re-index or
+``--prune`` replaced are deleted by :meth:`RekognitionEngine.delete_collection_faces`, which the
+run calls after its work (:mod:`indexer.pipeline`).
 
 An S3 object is passed as an ``S3Object`` reference (never downloaded) only when Rekognition can
 really read it: the S3 endpoint is AWS's own (Rekognition cannot read MinIO, Ceph, R2...), the
@@ -16,6 +25,7 @@ are translated by the one table in :mod:`indexer.errors`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -26,7 +36,10 @@ from ...core import Analysis, ByteReader, ImageRef
 from ...errors import FatalError, ImageError, IndexerError, aws_error_info, translate
 from ...ratelimit import CallFailed, RetryingCaller, RetryPolicy
 from ..base import Capabilities
+from .faces import INDEX_QUALITY_FILTER, check_collection_id, delete_faces, ensure_collection, index_faces
 from .images import HeaderInfo, can_reference_in_s3, fits_s3_reference, prepare_bytes, probe_header
+
+log = logging.getLogger(__name__)
 
 CAPABILITIES = Capabilities(name="rekognition", attributes=ALL_ATTRIBUTES)
 _HEADER_BYTES = 65536
@@ -105,13 +118,26 @@ class _Refused(Exception):
 
 
 class RekognitionEngine:
-    """DetectFaces through boto3; thread-safe (boto3 clients are)."""
+    """DetectFaces (or IndexFaces into ``collection``) through boto3; thread-safe (boto3 clients are).
+
+    ``collection`` is checked here (a name Rekognition refuses is a usage error before any call).
+    """
 
     name = "rekognition"
     capabilities = CAPABILITIES
 
-    def __init__(self, client: Any, *, s3_client: Any = None, caller: RetryingCaller | None = None, s3_in_place: bool | None = None):
+    def __init__(
+        self,
+        client: Any,
+        *,
+        s3_client: Any = None,
+        caller: RetryingCaller | None = None,
+        s3_in_place: bool | None = None,
+        collection: str | None = None,
+    ):
         self.client = client
+        #: The face collection each analysed image's faces are indexed into; None: DetectFaces.
+        self.collection = check_collection_id(collection) if collection is not None else None
         self.s3_client = s3_client
         self.caller = caller or RetryingCaller(None, RetryPolicy(max_attempts=1))
         self.s3_in_place = rekognition_reads_s3(client, s3_client) if s3_in_place is None else s3_in_place
@@ -121,16 +147,44 @@ class RekognitionEngine:
         self._buckets: dict[str, _BucketState] = {}
 
     def prepare(self) -> None:
-        """Nothing to start: the clients exist, and credentials or permissions are checked by the
-        first call, whose failure stops the run (:mod:`indexer.errors`) - a check call here would
-        only cost one more call per run."""
+        """Make sure the face collection exists (DescribeCollection, and CreateCollection when it
+        is missing), so a missing permission stops the run before anything is listed.
+
+        Without a collection there is nothing to start: credentials and permissions are checked by
+        the first call, whose failure stops the run (:mod:`indexer.errors`) - a check call here
+        would only cost one more call per run.
+        """
+        if self.collection is not None:
+            ensure_collection(self.client, self.collection, caller=self.caller)
 
     # -- analysis ------------------------------------------------------------------------------
 
     def analyze(self, image: ImageRef, read_bytes: ByteReader) -> Analysis:
+        """DetectFaces; or IndexFaces into the collection, which returns the same FaceDetails and
+        each face's FaceId (every face DetectFaces would find: QualityFilter NONE, no MaxFaces)."""
+        if self.collection is not None:
+            return index_faces(self, self.collection, image, read_bytes, quality_filter=INDEX_QUALITY_FILTER).analysis()
         sent = self.send_images([(image, read_bytes)], lambda images: self.client.detect_faces(Image=images[0], Attributes=["ALL"]))
         width, height = sent.sizes[0]
         return Analysis(face_details=sent.response.get("FaceDetails", []), width=width, height=height, api_calls=sent.api_calls)
+
+    def delete_collection_faces(self, face_ids: Sequence[str], on_batch: Callable[[list[str]], None] | None = None) -> int:
+        """DeleteFaces of ``face_ids`` from the collection, paced and retried like every call;
+        the billable calls made. ``on_batch`` gets the ids each request settled (see
+        :func:`~indexer.engines.rekognition.faces.delete_faces`); a failure raises the table's
+        :class:`~indexer.errors.IndexerError`, whose ``api_calls`` counts what was spent.
+
+        Faces the service keeps (one associated to a user of the collection) are logged: they
+        stay queued, and a later run tries again."""
+        if self.collection is None:
+            raise ValueError("no face collection: this engine calls DetectFaces")
+        deletion = delete_faces(self.client, self.collection, face_ids, caller=self.caller, on_batch=on_batch)
+        for reason, kept in deletion.kept.items():
+            log.warning(
+                "indexer: warning: %d faces not deleted from the face collection %r (%s); tried again by the next run",
+                len(kept), self.collection, reason,
+            )
+        return deletion.api_calls
 
     def send_images(self, images: Sequence[ImageInput], request: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> Sent:
         """``request(image_members)``, each image sent the way Rekognition takes it at least cost.

@@ -8,6 +8,8 @@
   the same FaceDetails, so one call per image, not two - with the FaceId of each face beside it.
   Faces are tagged with :func:`external_image_id` of the image's URI. :func:`delete_faces` drops
   the faces a re-index or ``--prune`` replaces, so the collection never holds ghosts.
+  :class:`~indexer.engines.rekognition.engine.RekognitionEngine` with ``collection=`` wires these
+  into a run.
 - ``search --like``: :func:`search_faces_by_image` (an image) or :func:`search_faces` (``face:ID``);
   the matches carry FaceIds, which the store maps back to stored faces.
 
@@ -22,13 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ...core import Analysis, ByteReader, FaceDetail, ImageRef
+from ...core import Analysis, ByteReader, CollectionFaces, FaceDetail, ImageRef
 from ...errors import ConfigError, FatalError, ImageError, IndexerError, aws_error_info, translate
 from ...ratelimit import CallFailed, RetryingCaller, RetryPolicy
-from .engine import ImageInput, RekognitionEngine, Sent
+
+if TYPE_CHECKING:  # the engine imports this module: its names are only needed for annotations here
+    from .engine import ImageInput, RekognitionEngine, Sent
 
 #: botocore's model, shape ``CollectionId``: ``[a-zA-Z0-9_.\-]+``, 1 to 255 characters.
 COLLECTION_ID_PATTERN = re.compile(r"[a-zA-Z0-9_.\-]+")
@@ -42,6 +46,12 @@ DELETE_FACES_MAX = 4096
 DEFAULT_SIMILARITY = 80.0
 #: What IndexFaces is asked to return: every attribute, the same FaceDetails as DetectFaces'.
 INDEX_ATTRIBUTES = ["ALL"]
+#: The QualityFilter ``index --collection`` gives IndexFaces. The service's default, AUTO, leaves
+#: out faces it finds too small, blurred, dark or turned away (they come back as UnindexedFaces),
+#: which DetectFaces would report; NONE indexes every face DetectFaces returns, so the stored
+#: faces, their attributes and every search stay what a DetectFaces run gives - at the cost of a
+#: few poor faces in the collection that match less reliably.
+INDEX_QUALITY_FILTER = "NONE"
 #: The service's message for an image without a face to compare or search (an
 #: InvalidParameterException, like an image under 80 px: only the message tells them apart).
 NO_FACES_MESSAGE = "There are no faces in the image. Should be at least 1."
@@ -186,11 +196,13 @@ class IndexedFaces:
     """What IndexFaces made of one image: an :class:`~indexer.core.Analysis` plus FaceIds.
 
     ``face_details`` are DetectFaces-shaped (``DetectionAttributes=["ALL"]``): the indexed faces
-    (largest first), then those detected but not indexed (quality bar, MaxFaces) - so the stored
-    faces are the ones DetectFaces would give. ``face_ids[i]`` is the FaceId of
-    ``face_details[i]``, None for a face not indexed (``unindexed_reasons`` says why).
+    (largest first), then those detected but not indexed (quality bar, MaxFaces, the service's
+    100 faces an image) - so the stored faces are the ones DetectFaces would give. ``face_ids[i]``
+    is the FaceId of ``face_details[i]``, None for a face not indexed (``unindexed_reasons`` says
+    why): such a face is stored with its attributes, and is only missing from the collection.
     """
 
+    collection: str
     face_details: list[FaceDetail]
     face_ids: list[str | None]
     width: int | None = None
@@ -199,8 +211,14 @@ class IndexedFaces:
     unindexed_reasons: list[list[str]] | None = None
 
     def analysis(self) -> Analysis:
-        """The engine-neutral part, for code that stores no FaceIds yet."""
-        return Analysis(face_details=self.face_details, width=self.width, height=self.height, api_calls=self.api_calls)
+        """What a run stores: the faces, and each face's FaceId in the collection beside it."""
+        return Analysis(
+            face_details=self.face_details,
+            width=self.width,
+            height=self.height,
+            api_calls=self.api_calls,
+            collection_faces=CollectionFaces(self.collection, list(self.face_ids)),
+        )
 
 
 def index_faces(
@@ -233,6 +251,7 @@ def index_faces(
     unindexed = sent.response.get("UnindexedFaces", [])
     width, height = sent.sizes[0]
     return IndexedFaces(
+        collection=collection,
         face_details=[record["FaceDetail"] for record in records] + [face["FaceDetail"] for face in unindexed],
         face_ids=[record["Face"]["FaceId"] for record in records] + [None] * len(unindexed),
         width=width,
@@ -376,18 +395,36 @@ class FaceDeletion:
     #: Ids the collection did not hold (already deleted: nothing left to do).
     not_found: list[str]
     api_calls: int
+    #: Ids the service kept, by reason (``ASSOCIATED_TO_AN_EXISTING_USER``: the face belongs to
+    #: a user of the collection, and goes only once it is disassociated from it).
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
 
-def delete_faces(client: Any, collection: str, face_ids: Iterable[str], *, caller: RetryingCaller | None = None) -> FaceDeletion:
+#: The one UnsuccessfulFaceDeletion reason that means the face is gone (what the caller wanted).
+_FACE_NOT_FOUND = "FACE_NOT_FOUND"
+
+
+def delete_faces(
+    client: Any,
+    collection: str,
+    face_ids: Iterable[str],
+    *,
+    caller: RetryingCaller | None = None,
+    on_batch: Callable[[list[str]], None] | None = None,
+) -> FaceDeletion:
     """DeleteFaces for every id in ``face_ids`` (duplicates once), in requests of at most 4096.
 
     No ids, no call. An id the collection does not hold is not an error (the goal - that face
-    gone - holds); it is reported in ``not_found``.
+    gone - holds); it is reported in ``not_found``. A face the service keeps for another reason
+    is reported in ``kept``. ``on_batch(ids)`` is called after each request that succeeded, with
+    the ids it settled (deleted or not found), so a caller keeping a queue can forget them at
+    once: a later request that fails costs only its own batch.
     """
     caller = caller or _single_try()
     ids = list(dict.fromkeys(face_ids))
     deleted: list[str] = []
     not_found: list[str] = []
+    kept: dict[str, list[str]] = {}
     calls = 0
     for start in range(0, len(ids), DELETE_FACES_MAX):
         batch = ids[start : start + DELETE_FACES_MAX]
@@ -398,9 +435,18 @@ def delete_faces(client: Any, collection: str, face_ids: Iterable[str], *, calle
                 failed, caller, f"deleting {len(batch)} faces from the face collection {collection!r}", spent=calls
             ) from None
         calls += answered
-        deleted += response.get("DeletedFaces", [])
-        not_found += [entry["FaceId"] for entry in response.get("UnsuccessfulFaceDeletions", [])]
-    return FaceDeletion(deleted=deleted, not_found=not_found, api_calls=calls)
+        settled = list(response.get("DeletedFaces", []))
+        deleted += settled
+        for entry in response.get("UnsuccessfulFaceDeletions", []):
+            reasons = entry.get("Reasons") or [_FACE_NOT_FOUND]
+            if _FACE_NOT_FOUND in reasons:
+                not_found.append(entry["FaceId"])
+                settled.append(entry["FaceId"])
+            else:
+                kept.setdefault(reasons[0], []).append(entry["FaceId"])
+        if on_batch is not None:
+            on_batch(settled)
+    return FaceDeletion(deleted=deleted, not_found=not_found, api_calls=calls, kept=kept)
 
 
 # -- shared -----------------------------------------------------------------------------------------
