@@ -66,9 +66,10 @@ FACE_COUNT_SLICE = "face count:bit {}"
 #: The image id of every position, as little-endian 64-bit integers.
 IMAGE_IDS = "image ids"
 RANK_SLICE = "{} level:bit {}"
-#: Quantile levels per confidence column: the top level then holds about 1/32 of the faces, so
-#: ranking a broad query's best images means ranking a few per cent of its matches.
-RANK_LEVELS = 32
+#: Quantile levels per confidence column: the top level then holds about 1/64 of the faces, so
+#: ranking a broad query's best images means ranking a per cent or two of its matches (at 1M
+#: faces, 32 levels left the top level of the broadest terms just over search's 20,000 faces).
+RANK_LEVELS = 64
 #: Every atom is one of these terms; ``AgeTerm()`` with no bounds is "the age is known".
 _AGE_KNOWN = AgeTerm(None, False, None, False)
 #: Faces read per round trip while building (bounds the memory of the Python rows).

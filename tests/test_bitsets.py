@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import Any, Callable
 
 import pytest
 
@@ -27,12 +28,17 @@ WORDS = [
     "children", "teenagers", "not seniors", "over 40", "under 30", "age>40.5", "age<=30.25", "aged 20-30",
     "in their 30s", "not in their 30s", "between 30 and 50", "40 years old", "age:18-25",
 ]
-IMAGE_WORDS = ["portraits", "group photos", "2 faces", "not portraits", "1-2 faces", "at least 5 faces", "faces>3"]
+IMAGE_WORDS = ["portraits", "group photos", "2 faces", "not portraits", "1-2 faces", "at least 5 faces", "faces>3", "no faces"]
 
 
-def _random_face(rng: random.Random) -> dict:
-    attributes = {key: (rng.random() < 0.5, rng.choice(CONFIDENCES)) for key in BOOLEAN_KEYS if rng.random() < 0.9}
-    emotion = (rng.choice(EMOTIONS), rng.choice(CONFIDENCES))
+def _few_values(rng: random.Random) -> float:
+    """A confidence from :data:`CONFIDENCES` (many ties, either side of the threshold)."""
+    return rng.choice(CONFIDENCES)
+
+
+def _random_face(rng: random.Random, confidence: Callable[[random.Random], float] = _few_values) -> dict:
+    attributes = {key: (rng.random() < 0.5, confidence(rng)) for key in BOOLEAN_KEYS if rng.random() < 0.9}
+    emotion = (rng.choice(EMOTIONS), confidence(rng))
     if rng.random() < 0.15:
         return local_face(emotion=emotion, **{k: v for k, v in attributes.items() if k in ("Smile", "EyesOpen", "MouthOpen")})
     low = rng.randint(0, 80)
@@ -40,11 +46,13 @@ def _random_face(rng: random.Random) -> dict:
     gender = rng.choice(["Male", "Female", None])
     detail = face(gender, age, emotion, **attributes)
     if "Gender" in detail:
-        detail["Gender"]["Confidence"] = rng.choice(CONFIDENCES)
+        detail["Gender"]["Confidence"] = confidence(rng)
     return detail
 
 
-def _write_random_images(store: Store, rng: random.Random, n: int, prefix: str) -> None:
+def _write_random_images(
+    store: Store, rng: random.Random, n: int, prefix: str, confidence: Callable[[random.Random], float] = _few_values
+) -> None:
     outcomes = []
     for i in range(n):
         uri = f"s3://photos/{prefix}{i:04d}.jpg"
@@ -52,7 +60,7 @@ def _write_random_images(store: Store, rng: random.Random, n: int, prefix: str) 
         if rng.random() < 0.05:
             outcomes.append(ImageOutcome(ref=ref, engine="rekognition", error=ImageError("InvalidImageFormatException", "bad")))
             continue
-        faces = [_random_face(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3, 4, 6, 9]))]
+        faces = [_random_face(rng, confidence) for _ in range(rng.choice([0, 1, 1, 1, 2, 2, 3, 4, 6, 9]))]
         outcomes.append(ImageOutcome(ref=ref, engine="rekognition", analysis=Analysis(faces, 800, 600)))
     store.write(outcomes, store.begin_run("s3://photos/", "rekognition"))
 
@@ -167,15 +175,7 @@ def test_pages_from_the_bitsets_equal_pages_from_sql(random_store, monkeypatch, 
     monkeypatch.setattr(search, "URI_SCAN_BUDGET", 10)
     monkeypatch.setattr(search, "URI_SCAN_MAX", 20)
     rng = random.Random(12)
-    used = 0
-    real_image_ids = bitsets.image_ids
-
-    def counted(*args):
-        nonlocal used
-        found = real_image_ids(*args)
-        used += found is not None
-        return found
-
+    used, counted = _answers_counted(bitsets.image_ids)
     for text in _queries(rng, 80):
         query = parse(text)
         monkeypatch.setattr(bitsets, "image_ids", counted)
@@ -186,21 +186,32 @@ def test_pages_from_the_bitsets_equal_pages_from_sql(random_store, monkeypatch, 
             assert [(m.uri, [f.face_id for f in m.stored_faces], m.score) for m in page] == [
                 (m.uri, [f.face_id for f in m.stored_faces], m.score) for m in want
             ], text
-    assert used > 20, "the bitsets made pages"
+    assert used[0] > 20, "the bitsets made pages"
+
+
+def _answers_counted(function: Callable[..., Any]) -> tuple[list[int], Callable[..., Any]]:
+    """``function``, and a one-item list counting the calls it answered (did not return None)."""
+    answered = [0]
+
+    def counted(*args: Any) -> Any:
+        found = function(*args)
+        answered[0] += found is not None
+        return found
+
+    return answered, counted
+
+
+def _spread(rng: random.Random) -> float:
+    """A confidence anywhere in 50-100 (hardly two alike)."""
+    return round(rng.uniform(50, 100), 3)
 
 
 @pytest.fixture(params=["few values", "continuous"])
-def ranked_store(request, store: Store, monkeypatch) -> Store:
+def ranked_store(request, store: Store) -> Store:
     """A random collection whose confidences are a few repeated values (ties, levels that
     collapse) or spread over 50-100 (every level distinct), bitsets refreshed."""
-    if request.param == "continuous":
-        spread = random.Random(5)
-        monkeypatch.setattr(
-            random.Random, "choice",
-            lambda self, seq: round(spread.uniform(50, 100), 3) if seq is CONFIDENCES else seq[int(self.random() * len(seq))],
-        )
-    _write_random_images(store, random.Random(8), 600, "r/")
-    monkeypatch.undo()
+    confidence = _spread if request.param == "continuous" else _few_values
+    _write_random_images(store, random.Random(8), 600, "r/", confidence)
     assert bitsets.refresh(store)
     return store
 
@@ -209,15 +220,7 @@ def test_confidence_pages_narrowed_by_levels_equal_pages_from_sql(ranked_store, 
     """Broad queries ranked by confidence: the images the levels say may be best, ranked by SQL,
     give exactly the page SQL gives ranking every match (ties and image terms included)."""
     rng = random.Random(13)
-    real_best = bitsets.best_image_ids
-    narrowed = 0
-
-    def counted(*args):
-        nonlocal narrowed
-        found = real_best(*args)
-        narrowed += found is not None
-        return found
-
+    narrowed, counted = _answers_counted(bitsets.best_image_ids)
     for text in _queries(rng, 120):
         query = parse(text)
         monkeypatch.setattr(bitsets, "image_ids", lambda *args: None)  # as if many matched
@@ -227,7 +230,7 @@ def test_confidence_pages_narrowed_by_levels_equal_pages_from_sql(ranked_store, 
         expected = [search.search(ranked_store, query, limit=limit, order="confidence") for limit in (1, 5, 40)]
         for page, want in zip(pages, expected):
             assert [(m.uri, m.score) for m in page] == [(m.uri, m.score) for m in want], text
-    assert narrowed > 150, "the levels narrowed most pages"
+    assert narrowed[0] > 150, "the levels narrowed most pages"
 
 
 @pytest.mark.parametrize("ranked_store", ["continuous"], indirect=True)

