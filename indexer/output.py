@@ -20,8 +20,15 @@ from .errors import QueryError
 if TYPE_CHECKING:
     from .search import ImageMatch
 
-Format = Literal["table", "json", "csv", "uris"]
+#: ``html`` is the contact sheet (:mod:`indexer.contact_sheet`): a file of its own, not written
+#: here, so adding it changed no byte of the other formats.
+Format = Literal["table", "json", "csv", "uris", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
+#: ``indexer show``'s formats: the few words per face, the stored JSON, or a one-image sheet.
+ShowFormat = Literal["table", "json", "html"]
+#: Images a contact sheet shows unless ``--limit`` says otherwise: each one is read and
+#: thumbnailed, so the sheet takes seconds, not minutes, and stays a file one can mail.
+SHEET_LIMIT = 200
 #: The orders matches are listed in: by URI, or best first by the confidence of their best matching
 #: face (:func:`indexer.query.match_confidence`).
 Order = Literal["uri", "confidence"]
@@ -108,7 +115,8 @@ _WRITERS: dict[str, Callable[[Iterable[ImageMatch], IO[str], float, bool], None]
 def format_matches(
     matches: Iterable[ImageMatch], fmt: str, out: IO[str], *, min_confidence: float = 50.0, similarity: bool = False
 ) -> None:
-    """Write matches as ``table`` | ``json`` (JSON Lines) | ``csv`` (one row per face) | ``uris``.
+    """Write matches as ``table`` | ``json`` (JSON Lines) | ``csv`` (one row per face) | ``uris``
+    (``html``, the contact sheet, is a file :func:`indexer.api.contact_sheet` writes).
 
     ``similarity``: the search used ``--like``, so CSV has the ``similarity`` column (even when
     nothing matched: a script reads the header) and the table a SIMILARITY column."""

@@ -283,17 +283,17 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
     condition = face_condition(query, source)
     if condition is not None:
         per_image = per_image.where(condition)
-    if limit is not None and query.face_terms:
-        found = bitsets.image_ids(conn, query, RARE_FACES)
-        if found is not None:  # few matches: rank only their images
-            return _ranked(conn, query, per_image.where(source.c.image_id.in_(found)), limit) if found else []
     if limit is not None and not query.face_terms and _no_matching_faces(conn, query):
         # "no faces": every matching image ranks unscored, so in URI order
         return [(*row, None) for row in _page_by_uri(conn, query, limit)]
     if limit is not None:
         best = bitsets.best_image_ids(conn, query, limit, RARE_FACES)
-        if best is not None:  # many: rank only the images the confidence levels say may be best
-            return _ranked(conn, query, per_image.where(source.c.image_id.in_(best)), limit, scored_only=True)
+        if best is not None:  # rank only the images the bitsets say may be best (few, or the top levels')
+            ranked = _ranked(conn, query, per_image.where(_in_ids(conn, source.c.image_id, best)), limit, candidates=best)
+            # without face terms a faceless image matches too, unscored: the scored candidates
+            # hold the page only when they fill it with scores
+            if query.face_terms or (len(ranked) == limit and _score_rank(ranked[-1][4]) > _NO_SCORE):
+                return ranked
     if limit is not None and query.face_terms:
         page = _page_among_best(conn, query, source, per_image, limit)
         if page is not None:
@@ -307,15 +307,34 @@ def _no_matching_faces(conn: Any, query: Query) -> bool:
     return counted is not None and counted[1] == 0
 
 
+def _in_ids(conn: Any, column: Any, ids: list[int]) -> Any:
+    """``column`` is one of ``ids`` (thousands of them), as each database takes a long list best:
+    on PostgreSQL one array parameter (binding each id as a parameter of its own cost 2-3 times
+    the query), on SQLite a list of parameters (under its limit: at most search's RARE_FACES)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import BigInteger, any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
 def _ranked(
-    conn: Any, query: Query, per_image: Any, limit: int | None, *, scored_only: bool = False
+    conn: Any, query: Query, per_image: Any, limit: int | None, *, candidates: list[int] | None = None
 ) -> list[tuple[int, str, int, str, float | None]]:
     """The matching images joined to their best score (``per_image``), ranked by score, then URI.
-    Without face terms every image matches, a faceless one last, unless ``scored_only`` (the
-    page is known to be among the scored images)."""
+    Without face terms every image matches, a faceless one last, unless ``candidates`` (the ids
+    of scored images known to hold the page: then only those images are read, by primary key)."""
     scores = per_image.subquery("scores")
     columns = (*_PAGE_COLUMNS, scores.c.score)
-    if query.face_terms or scored_only:
+    if candidates is not None:
+        statement = select(*columns).join_from(_images, scores, scores.c.image_id == _images.c.id)
+        if conn.dialect.name == "postgresql":
+            # PostgreSQL's planner does not carry the candidates through the join and reads every
+            # image row (130 ms at 400k images); SQLite already looks the images up by key (and a
+            # second list of ids could pass its limit of 32,766 parameters)
+            statement = statement.where(_in_ids(conn, _images.c.id, candidates))
+    elif query.face_terms:
         statement = select(*columns).join_from(_images, scores, scores.c.image_id == _images.c.id)
     else:
         statement = select(*columns).outerjoin_from(_images, scores, scores.c.image_id == _images.c.id)

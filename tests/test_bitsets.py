@@ -171,16 +171,18 @@ def test_an_index_run_leaves_the_bitsets_up_to_date(tmp_path, rekognition, sqlit
 @pytest.mark.parametrize("order", ["uri", "confidence"])
 def test_pages_from_the_bitsets_equal_pages_from_sql(random_store, monkeypatch, order):
     """A page the URI walk cannot fill (forced here: a walk of 10 images) comes from the bitsets'
-    list of matching images; ranked by confidence, few matches are ranked from that list too."""
+    list of matching images; ranked by confidence, from their list of the images that may rank
+    best (all matches when few)."""
     monkeypatch.setattr(search, "URI_SCAN_BUDGET", 10)
     monkeypatch.setattr(search, "URI_SCAN_MAX", 20)
     rng = random.Random(12)
-    used, counted = _answers_counted(bitsets.image_ids)
+    listing = "image_ids" if order == "uri" else "best_image_ids"
+    used, counted = _answers_counted(getattr(bitsets, listing))
     for text in _queries(rng, 80):
         query = parse(text)
-        monkeypatch.setattr(bitsets, "image_ids", counted)
+        monkeypatch.setattr(bitsets, listing, counted)
         pages = [search.search(random_store, query, limit=limit, order=order) for limit in (1, 7, 1000)]
-        monkeypatch.setattr(bitsets, "image_ids", lambda *args: None)
+        monkeypatch.setattr(bitsets, listing, lambda *args: None)
         expected = [search.search(random_store, query, limit=limit, order=order) for limit in (1, 7, 1000)]
         for page, want in zip(pages, expected):
             assert [(m.uri, [f.face_id for f in m.stored_faces], m.score) for m in page] == [
@@ -223,7 +225,6 @@ def test_confidence_pages_narrowed_by_levels_equal_pages_from_sql(ranked_store, 
     narrowed, counted = _answers_counted(bitsets.best_image_ids)
     for text in _queries(rng, 120):
         query = parse(text)
-        monkeypatch.setattr(bitsets, "image_ids", lambda *args: None)  # as if many matched
         monkeypatch.setattr(bitsets, "best_image_ids", counted)
         pages = [search.search(ranked_store, query, limit=limit, order="confidence") for limit in (1, 5, 40)]
         monkeypatch.setattr(bitsets, "best_image_ids", lambda *args: None)
@@ -243,3 +244,27 @@ def test_levels_narrow_a_broad_ranking_to_a_few_images(ranked_store):
         matching = bitsets.image_ids(conn, query, 10_000)
     assert candidates is not None and matching is not None
     assert 5 <= len(candidates) < len(matching) / 3
+
+
+def test_bitsets_of_an_older_format_are_rebuilt_though_the_faces_did_not_change(random_store):
+    """An upgrade that adds to the bitsets (format 2: confidence levels) reaches an unchanged index."""
+    import json
+    import zlib
+
+    from sqlalchemy import update
+
+    from indexer.store.models import bitsets_table
+
+    assert not bitsets.refresh(random_store)  # up to date
+    with random_store.engine.begin() as conn:
+        layout = json.loads(zlib.decompress(conn.execute(
+            bitsets_table.select().where(bitsets_table.c.name == bitsets.LAYOUT)).one().data))
+        del layout["format"], layout["rank_thresholds"]
+        conn.execute(update(bitsets_table).where(bitsets_table.c.name == bitsets.LAYOUT).values(
+            data=zlib.compress(json.dumps(layout).encode())))
+    query = parse("smiling")
+    with random_store.engine.connect() as conn:
+        assert bitsets.best_image_ids(conn, query, 5, 10_000) is None  # no levels: SQL ranks
+    assert bitsets.refresh(random_store)
+    with random_store.engine.connect() as conn:
+        assert bitsets.best_image_ids(conn, query, 5, 10_000) is not None

@@ -124,9 +124,14 @@ def test_bad_input_is_one_clear_line_and_the_right_exit_code(args, code, message
     assert "hunter2" not in result.output
 
 
-def test_unreachable_database_exits_1_and_masks_the_password(aws_env, tmp_path):
-    result = invoke("runs", "--db", "postgresql://indexer:s3cret@127.0.0.1:1/none")
+@pytest.mark.parametrize("command", [("runs",), ("search", "smiling"), ("search", "smiling", "--count"), ("stats",)])
+def test_unreachable_database_exits_1_and_masks_the_password(aws_env, tmp_path, command):
+    """The writers' explicit check and the readers' first statement say the same one line."""
+    result = invoke(*command, "--db", "postgresql://indexer:s3cret@127.0.0.1:1/none")
     assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        next(line for line in result.stderr.splitlines() if "database unreachable" in line)
+    ]
     assert "database unreachable: postgresql+psycopg://indexer:***@127.0.0.1:1/none" in result.stderr
     assert "s3cret" not in result.output
 

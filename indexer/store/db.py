@@ -76,5 +76,10 @@ def check_reachable(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "unreachable"
-        raise FatalError(f"database unreachable: {mask_url(str(engine.url))}: {reason}") from None
+        raise unreachable(engine, exc) from None
+
+
+def unreachable(engine: Engine, exc: OperationalError) -> FatalError:
+    """The one line that says the database cannot be reached, and why."""
+    reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "unreachable"
+    return FatalError(f"database unreachable: {mask_url(str(engine.url))}: {reason}")

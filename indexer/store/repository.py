@@ -188,10 +188,12 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, pool_size: int = 5) -> "Store":
-        """Connect (a one-line FatalError if unreachable) and bring the schema to head."""
+    def open(cls, url: str, *, migrate: bool = True, pool_size: int = 5, check: bool = True) -> "Store":
+        """Connect (a one-line FatalError if unreachable) and bring the schema to head.
+        ``check=False`` leaves the check to the caller's first statement (see ``api.open_index``)."""
         engine = create_db_engine(url, pool_size=pool_size)
-        check_reachable(engine)
+        if check or migrate:
+            check_reachable(engine)
         if migrate:
             from .migrate import upgrade  # alembic is imported only when a migration may run
 
