@@ -83,3 +83,30 @@ def _outcome(coercion, value, param, ctx):
     except typer.BadParameter as exc:
         return "error", exc.format_message()
     return "value", type(result), repr(result)  # repr: NaN is not equal to itself
+
+
+def _command_names() -> list[str]:
+    return [info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands if info.callback]
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_a_command_runs_from_an_app_of_its_own_that_says_the_same(name):
+    """``main()`` builds only the command it runs (indexer.cli.app_for): its help, usage line and
+    usage errors are the whole app's, word for word."""
+    from typer.testing import CliRunner
+
+    from indexer.cli import app_for
+
+    single = app_for([name, "--help"])
+    assert single is not app and len(single.registered_commands) == 1
+    runner = CliRunner()
+    for args in ([name, "--help"], [name, "--no-such-flag"]):
+        alone, whole = runner.invoke(single, args), runner.invoke(app, args)
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), args
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["db", "upgrade", "--help"], ["models", "list"], ["serch", "x"]])
+def test_anything_but_a_command_gets_the_whole_app(args):
+    from indexer.cli import app_for
+
+    assert app_for(args) is app
