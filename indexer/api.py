@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the search path must not import the pipeline, engines or bo
     from .query import Query
     from .search import ImageMatch
     from .sources import ParsedSource, Source
+    from .sharding import Shard
     from sqlalchemy import Row
 
 __all__ = [
@@ -125,7 +126,9 @@ def open_engine(
     raise ConfigError(f"unknown engine {name!r}: use {' or '.join(map(repr, ENGINE_NAMES))}")
 
 
-def _open_source(parsed: "ParsedSource", config: Config, session_holder: dict[str, Any]) -> "Source":
+def _open_source(
+    parsed: "ParsedSource", config: Config, session_holder: dict[str, Any], inventory: str | None = None, shard: "Shard | None" = None
+) -> "Source":
     from .sources import open_source
 
     def s3_client():
@@ -134,7 +137,38 @@ def _open_source(parsed: "ParsedSource", config: Config, session_holder: dict[st
         session_holder.setdefault("session", _aws_session(config))
         return make_client(session_holder["session"], "s3", pool=config.concurrency + 2, max_attempts=3)
 
+    if inventory is not None and not isinstance(parsed, Path):
+        return _open_inventory(parsed, inventory, s3_client(), shard)
     return open_source(parsed, s3_client)
+
+
+def _check_inventory(parsed: "ParsedSource", inventory: str | None) -> None:
+    """``--inventory`` lists an S3 source only: with a folder, or malformed, it is a usage error."""
+    if inventory is None:
+        return
+    if isinstance(parsed, Path):
+        raise ConfigError("--inventory needs an s3://bucket/prefix source: a local folder is walked, not inventoried")
+    from .inventory import parse_manifest_uri
+
+    parse_manifest_uri(inventory)
+
+
+def _open_inventory(parsed: tuple[str, str, str], inventory: str, client: Any, shard: "Shard | None") -> "Source":
+    """The S3 Inventory source, its manifest read and checked now (before a run is recorded)."""
+    from .inventory import InventorySource
+
+    _, bucket, prefix = parsed
+    src = InventorySource(bucket=bucket, prefix=prefix, client=client, manifest_uri=inventory, shard=shard)
+    src.manifest()
+    return src
+
+
+def _source_notes(src: "Source") -> list[str]:
+    """What a run's summary says about its listing: the age of a stale S3 Inventory."""
+    from .inventory import InventorySource
+
+    note = src.staleness() if isinstance(src, InventorySource) else None
+    return [note] if note else []
 
 
 def index(
@@ -149,19 +183,29 @@ def index(
     stop: threading.Event | None = None,
     store: Store | None = None,
     collection: str | None = None,
+    shard: "Shard | None" = None,
+    job_id: str | None = None,
+    inventory: str | None = None,
 ) -> "RunSummary":
     """Index every image under ``source`` (``s3://bucket/prefix`` or a folder); see pipeline.py.
 
     ``collection`` (default ``config.collection``) also indexes the faces into that Rekognition
     face collection; it applies to an engine opened here by name; an ``Engine`` passed in brings
     its own (``RekognitionEngine(..., collection=...)``).
+
+    ``shard`` (``Shard(I, N)``) indexes only that slice of the source, ``config.tps`` being the
+    total of all N shards (:func:`shard_config`); ``job_id`` is recorded in the run's row.
+
+    ``inventory`` (``s3://bucket/path/manifest.json``) lists an S3 source from that S3 Inventory
+    report instead of ListObjectsV2 (indexer/inventory.py); with a folder it is a usage error.
     """
     from .pipeline import RunOptions, run_index
 
-    config = config or load_config()
+    config = shard_config(config or load_config(), shard)
     from .sources import parse_source
 
     parsed = parse_source(source)  # a malformed source is a usage error before anything is opened
+    _check_inventory(parsed, inventory)
     if engine is None or isinstance(engine, str):
         engine = engine or config.engine or default_engine_for(source)
         collection = config.collection if collection is None else collection
@@ -174,7 +218,7 @@ def index(
     holder: dict[str, Any] = {}
     own_engine = engine is None or isinstance(engine, str)
     try:
-        src = _open_source(parsed, config, holder)
+        src = _open_source(parsed, config, holder, inventory, shard)
         if isinstance(engine, str):
             engine = open_engine(engine, config, session=holder.get("session"), stop=stop, collection=collection)
         options = RunOptions(
@@ -185,11 +229,14 @@ def index(
             batch_size=config.batch_size,
             lock_lease_seconds=config.lock_lease_seconds,
             progress=progress,
+            shard=shard,
+            job_id=job_id,
         )
         try:
             if own_engine:
                 engine.prepare()  # models missing, a pool that cannot start: fail before listing anything
             summary = run_index(store, src, engine, options, stop=stop)
+            summary.notes.extend(_source_notes(src))
         finally:
             if own_engine:
                 engine.close()
@@ -219,6 +266,34 @@ def runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
     """The last runs, newest first, with their counters."""
     with open_store(config) as store:
         return [_run_dict(run) for run in store.runs(limit)]
+
+
+def shard_config(config: Config, shard: "Shard | None") -> Config:
+    """``config`` for one of N shards: the TPS quota is per account and region, so ``tps`` is the
+    total and each shard's adaptive limiter starts at (and climbs back to) its share, tps / N."""
+    if shard is None or shard.count == 1:
+        return config
+    from dataclasses import replace
+
+    return replace(config, tps=config.tps / shard.count)
+
+
+def job_report(config: Config, job_id: str) -> dict[str, Any]:
+    """Which shards of job ``job_id`` completed, failed, are running or never ran (see
+    :func:`indexer.sharding.job_shards`), with the job's runs oldest first.
+
+    A killed shard's run still says ``running`` until someone notices: the same rule as an index
+    run's start (:func:`~indexer.locking.abandon_dead_runs`) marks it abandoned first, so the
+    report says it failed rather than that it is still going."""
+    from .locking import abandon_dead_runs
+    from .sharding import job_shards
+
+    with open_store(config) as store:
+        abandon_dead_runs(store, config.lock_lease_seconds)
+        rows = [_run_dict(run) for run in store.job_runs(job_id)]
+    if not rows:
+        raise ConfigError(f"no runs recorded for job {job_id!r}")
+    return {"job_id": job_id, **job_shards([(row["shard"], row["status"]) for row in rows]), "runs": rows}
 
 
 def show(config: Config, uri: str) -> dict[str, Any] | None:
@@ -306,6 +381,10 @@ def _run_dict(run: "Row[Any]") -> dict[str, Any]:
         "pid": run.pid,
         **Store.run_counters(run).counters(),
         "error": run.error,
+        # the job and shard a run belongs to (``index --job-id`` / ``--shard``), null for a plain run:
+        # every line has the same keys, the newer ones last
+        "job_id": run.job_id,
+        "shard": run.shard,
     }
 
 

@@ -110,19 +110,28 @@ def index(
     tps: Optional[float] = typer.Option(None, "--tps", help="Ceiling on engine calls per second [default: 50].", show_default=False),
     profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile.", show_default=False),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region.", show_default=False),
+    shard_text: Optional[str] = typer.Option(None, "--shard", metavar="I/N|auto", help="Index only shard I of N (0-based; by a stable hash of each URI); 'auto' takes I from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX.", show_default=False),
+    shards: Optional[int] = typer.Option(None, "--shards", metavar="N", help="The number of shards for --shard auto [default: INDEXER_SHARDS].", show_default=False),
+    job_id: Optional[str] = typer.Option(None, "--job-id", metavar="ID", help="The job this run is one shard of, for `indexer runs --job` [default: INDEXER_JOB_ID, or AWS_BATCH_JOB_ID].", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; only the summary line."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    inventory: Optional[str] = typer.Option(None, "--inventory", metavar="MANIFEST", help="List an s3:// SOURCE from this S3 Inventory report (s3://bucket/path/manifest.json) instead of ListObjectsV2.", show_default=False),
 ) -> None:
     """Index the faces of every image under SOURCE (incremental: unchanged images are skipped)."""
     from . import api
+    from .sharding import job_id_from_environment, resolve_shard
 
     config = _config(
         config_file, db_url=db, engine=engine, concurrency=concurrency, tps=tps, profile=profile, region=region, collection=collection
     )
+    shard = resolve_shard(shard_text, shards if shards is not None else config.shards)
+    job_id = job_id_from_environment(job_id)
     progress = sys.stderr.isatty() and not quiet and not as_json
     with _StopOnSignal() as stopper:
         summary = api.index(
-            source, config=config, reindex=reindex, prune=prune, retry_failed=retry_failed, progress=progress, stop=stopper.event
+            source, config=config, reindex=reindex, prune=prune, retry_failed=retry_failed, progress=progress, stop=stopper.event,
+            shard=shard, job_id=job_id,
+            inventory=inventory,
         )
     typer.echo(json.dumps(summary.as_dict()) if as_json else summary.line())
     if stopper.signum is not None:
@@ -147,17 +156,42 @@ def runs(
     config_file: Optional[Path] = ConfigOpt,
     limit: int = typer.Option(10, "--limit", min=1, help="How many runs."),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines, one run per line."),
+    job: Optional[str] = typer.Option(None, "--job", metavar="ID", help="Which shards of job ID completed, failed or never ran, and its runs (with --json: one object).", show_default=False),
 ) -> None:
     """List the last runs with their counters, newest first."""
     from . import api
+
+    if job is not None:
+        _job_report(api.job_report(_config(config_file, db_url=db), job), as_json)
+        return
+    for run in api.runs(_config(config_file, db_url=db), limit):
+        typer.echo(json.dumps(run) if as_json else _run_line(run))
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    """One run as a line of ``indexer runs``; a shard's job and slice at the end."""
     from .core import RunCounters
 
-    for run in api.runs(_config(config_file, db_url=db), limit):
-        if as_json:
-            typer.echo(json.dumps(run))
-        else:
-            counters = RunCounters(**{name: run[name] for name in RunCounters.names()})
-            typer.echo(f"{run['run_id']:>5}  {run['status']:<11} {run['started_at'] or '':<25} {run['source']}  {counters.describe()}")
+    counters = RunCounters(**{name: run[name] for name in RunCounters.names()})
+    line = f"{run['run_id']:>5}  {run['status']:<11} {run['started_at'] or '':<25} {run['source']}  {counters.describe()}"
+    if run.get("shard") or run.get("job_id"):
+        line += f"  [job {run.get('job_id') or '-'} shard {run.get('shard') or '-'}]"
+    return line
+
+
+def _job_report(report: dict[str, Any], as_json: bool) -> None:
+    """``indexer runs --job ID``: each shard's state, then the job's runs."""
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    states: dict[str, str] = report["states"]
+    tally = {state: sum(1 for s in states.values() if s == state) for state in dict.fromkeys(states.values())}
+    summary = ", ".join(f"{n} {state}" for state, n in tally.items()) or "no sharded runs"
+    typer.echo(f"job {report['job_id']}: {report['shards']} shards: {summary}")
+    for shard, state in states.items():
+        typer.echo(f"  shard {shard}: {state}")
+    for run in report["runs"]:
+        typer.echo(_run_line(run))
 
 
 @app.command()

@@ -36,6 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batch_size", "index", int, 50),
     Setting("lock_lease_seconds", "index", float, 60.0),
     Setting("collection", "index", str, None),
+    #: N for ``index --shard auto`` (``INDEXER_SHARDS``; the flag is ``--shards``).
+    Setting("shards", "index", int, None),
     Setting("profile", "aws", str, None),
     Setting("region", "aws", str, None),
     Setting("min_confidence", "search", float, 50.0),
@@ -61,6 +63,8 @@ class Config:
     models_dir: str | None
     #: The Rekognition face collection ``index`` fills (``--collection``); None: DetectFaces only.
     collection: str | None
+    #: How many shards ``index --shard auto`` splits the source into; None: not set.
+    shards: int | None = None
 
 
 def env_var(name: str) -> str:

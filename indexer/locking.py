@@ -6,11 +6,18 @@ or update a row whose lease has expired), so two runs racing for it cannot both 
 renews the lease from a heartbeat thread; a run killed with ``kill -9`` stops renewing, and its
 lease is taken over once it expires - at once if the holder was on this host and its process is
 gone.
+
+A sharded run (``--shard I/N``) holds ``index:SOURCE#I/N``. Shards ``i != j`` of the same N own
+disjoint images, so their leases do not overlap and the N copies run at once; a second copy of the
+same shard collides on the same name (exit 75). A whole-source run and any shard of an overlapping
+source overlap (both would analyse that shard's images), and so do shards of *different* N over
+overlapping sources (their slices intersect): whichever starts second exits 75.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -20,6 +27,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import LockedError
+from .sharding import Shard
 from .store.models import RUN_ABANDONED, RUN_RUNNING, locks_table, runs_table
 from .store.repository import Store, utcnow
 
@@ -77,14 +85,33 @@ def pid_alive(pid: int) -> bool:
     return _proc_state(pid) not in _EXITED_STATES
 
 
-def index_lock_name(source_uri: str) -> str:
-    """The lock an index run over ``source_uri`` holds."""
-    return LOCK_PREFIX + source_uri
+#: A sharded run's lock name ends in ``#I/N`` (see :func:`index_lock_name`).
+_SHARD_SUFFIX = re.compile(r"#(\d+)/(\d+)$")
+
+
+def index_lock_name(source_uri: str, shard: Shard | None = None) -> str:
+    """The lock an index run over ``source_uri`` (or one shard of it) holds."""
+    return LOCK_PREFIX + source_uri + (f"#{shard}" if shard is not None else "")
+
+
+def _split_shard(uri: str) -> tuple[str, tuple[int, int] | None]:
+    """``s3://b/p#1/4`` -> (``s3://b/p``, (1, 4)); a whole-source name -> (uri, None)."""
+    match = _SHARD_SUFFIX.search(uri)
+    if match is None:
+        return uri, None
+    return uri[: match.start()], (int(match.group(1)), int(match.group(2)))
 
 
 def _locked_source(name: str) -> str | None:
-    """The source URI of an index run's lock name, None for any other lock."""
-    return name[len(LOCK_PREFIX) :] if name.startswith(LOCK_PREFIX) else None
+    """The source URI of an index run's lock name (without its shard), None for any other lock."""
+    return _split_shard(name[len(LOCK_PREFIX) :])[0] if name.startswith(LOCK_PREFIX) else None
+
+
+def _disjoint_shards(name_a: str, name_b: str) -> bool:
+    """True when both names are different shards of the same N: they own no image in common."""
+    _, a = _split_shard(name_a)
+    _, b = _split_shard(name_b)
+    return a is not None and b is not None and a[1] == b[1] and a[0] != b[0]
 
 
 def _lock_source(name: str) -> tuple[str, str, str] | None:
@@ -106,10 +133,13 @@ def sources_overlap(name_a: str, name_b: str) -> bool:
     S3 prefixes are plain string prefixes (``s3://b/2024`` lists ``2024/`` *and* ``2024-backup/``),
     so two prefixes of one bucket overlap when one starts with the other: ``2024`` and ``2024/``,
     ``a/`` and ``a/x/``, and the whole bucket with anything in it. Folders overlap when they are
-    the same or one contains the other. Any other name only overlaps itself.
+    the same or one contains the other. Any other name only overlaps itself. Shards are compared
+    as described in the module's docstring.
     """
     if name_a == name_b:
         return True
+    if _disjoint_shards(name_a, name_b):
+        return False
     a, b = _lock_source(name_a), _lock_source(name_b)
     if a is None or b is None or a[:2] != b[:2]:
         return False

@@ -21,6 +21,10 @@ An engine that fills a face collection (:class:`CollectionEngine`, ``index --col
 gets, once the run completed (and pruned), the FaceIds the store queued because no stored face
 has them any more: they are deleted from the collection and then forgotten (:func:`drain_deletions`).
 The store never calls AWS; the run carries the FaceIds from one to the other.
+
+A sharded run (``RunOptions.shard``, ``--shard I/N``) handles only the images its shard owns
+(:mod:`indexer.sharding`), holds the lease ``index:SOURCE#I/N`` (:mod:`indexer.locking` says what
+it excludes), records its job and shard in its run row, and prunes only its own slice.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from .core import ImageRef, RunCounters
@@ -38,6 +42,7 @@ from .engines.base import Engine
 from .errors import FatalError, ImageError, IndexerError, translate
 from .locking import RunLock, abandon_dead_runs, index_lock_name
 from .planner import PlanOptions, plan
+from .sharding import Shard
 from .sources import Source
 from .store.models import RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED
 from .store.repository import ImageOutcome, Store
@@ -65,6 +70,10 @@ class RunOptions:
     #: Seconds between writes when results trickle in (a slow engine still commits regularly).
     flush_seconds: float = 1.0
     progress: bool = False
+    #: The slice of the source this run handles (``--shard I/N``); None: all of it.
+    shard: Shard | None = None
+    #: The job this run is one copy of (``--job-id``, or the scheduler's; recorded in ``runs``).
+    job_id: str | None = None
 
 
 @runtime_checkable
@@ -95,6 +104,8 @@ class RunSummary(RunCounters):
     engine: str
     status: str
     elapsed_s: float = 0.0
+    #: What the run's reader should know beside the counters (a stale S3 Inventory), one phrase each.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary: scripts read these keys, in this order."""
@@ -105,10 +116,17 @@ class RunSummary(RunCounters):
             "engine": self.engine,
             **self.counters(),
             "elapsed_s": round(self.elapsed_s, 3),
+            "notes": list(self.notes),
         }
 
+    def add(self, counters: RunCounters) -> None:
+        """Take the counters a run counted."""
+        for name, value in counters.counters().items():
+            setattr(self, name, value)
+
     def line(self) -> str:
-        return f"run {self.run_id} {self.status}: {self.source}: {self.describe()}, {self.elapsed_s:.1f}s"
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"run {self.run_id} {self.status}: {self.source}: {self.describe()}, {self.elapsed_s:.1f}s{notes}"
 
 
 def run_index(
@@ -121,18 +139,21 @@ def run_index(
     """Index ``source`` into ``store`` with ``engine``. Raises FatalError / LockedError."""
     stop = stop or threading.Event()
     started = time.monotonic()
-    lock = RunLock(store, index_lock_name(source.uri), options.lock_lease_seconds)
+    shard = options.shard
+    lock = RunLock(store, index_lock_name(source.uri, shard), options.lock_lease_seconds)
     lock.acquire()
     try:
         abandon_dead_runs(store, options.lock_lease_seconds, also=lock.taken_over.run_id if lock.taken_over else None)
         store.record_engine(engine.name, engine.capabilities.attributes)
-        run = _Run(store, source, engine, options, stop, store.begin_run(source.uri, engine.name))
+        run = _Run(store, source, engine, options, stop, store.begin_run(
+            source.uri, engine.name, job_id=options.job_id, shard=str(shard) if shard else None
+        ))
         lock.attach_run(run.run_id)
         lock.start_heartbeat(on_beat=lambda: store.update_run(run.run_id, run.snapshot()))
         status, error = run.execute()
         lock.stop_heartbeat()  # a late beat must not overwrite the final counters below
         if status == RUN_COMPLETED and options.prune:
-            pruned = store.prune(source.uri_prefix, run.run_id)
+            pruned = store.prune(source.uri_prefix, run.run_id, owns=shard.owns if shard else None)
             with run.lock:
                 run.counters.pruned = pruned
         if status == RUN_COMPLETED and not stop.is_set() and isinstance(engine, CollectionEngine):
@@ -148,14 +169,11 @@ def run_index(
             pass  # the lease expires on its own; the original error matters more
     if error is not None:
         raise error
-    return RunSummary(
-        run_id=run.run_id,
-        source=source.uri,
-        engine=engine.name,
-        status=status,
-        elapsed_s=time.monotonic() - started,
-        **counters.counters(),
+    summary = RunSummary(
+        run_id=run.run_id, source=source.uri, engine=engine.name, status=status, elapsed_s=time.monotonic() - started
     )
+    summary.add(counters)
+    return summary
 
 
 def drain_deletions(store: Store, engine: CollectionEngine) -> int:
@@ -252,6 +270,7 @@ class _Run:
             track_seen=options.prune,
             model_set=self.engine.capabilities.model_set,
             collection=collection_of(self.engine),
+            shard=options.shard,
         )
         try:
             for batch in plan(self.source.walk(), self.store, plan_options, self.run_id):

@@ -3,6 +3,11 @@
 References arrive as a stream; the planner takes them in batches and asks the store about a
 whole batch in one query (never one query per key), so a re-run over an unchanged collection
 costs a few hundred indexed look-ups and zero engine calls.
+
+In a sharded run (``--shard I/N``) the planner drops every image its shard does not own before
+anything else: those are neither looked up, analysed, marked seen nor counted, so a shard's
+``listed`` is the number of images of its own slice (the N shards' ``listed`` add up to the
+source's). A source that already reads only its slice (an S3 Inventory) loses nothing here.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from .core import ImageRef
+from .sharding import Shard
 from .store.models import IMAGE_INDEXED
 from .store.repository import LOOKUP_BATCH, KnownImage, Store
 
@@ -31,6 +37,8 @@ class PlanOptions:
     model_set: str | None = None
     #: The face collection the run indexes into (``index --collection``); None: no collection.
     collection: str | None = None
+    #: The slice of the source this run handles (``--shard I/N``); None: all of it.
+    shard: Shard | None = None
 
 
 def is_outdated(known: KnownImage, options: PlanOptions) -> bool:
@@ -87,7 +95,10 @@ def growing_chunks(items: Iterable[ImageRef], first: int = FIRST_BATCH, most: in
 
 
 def plan(refs: Iterable[ImageRef], store: Store, options: PlanOptions, run_id: int) -> Iterator[PlannedBatch]:
-    """Yield, batch by batch, the references that need analysing."""
+    """Yield, batch by batch, the references that need analysing (of the run's shard only)."""
+    shard = options.shard
+    if shard is not None:
+        refs = (ref for ref in refs if shard.owns(ref.uri))
     for chunk in growing_chunks(refs):
         known = store.known([ref.uri for ref in chunk])
         todo = [ref for ref in chunk if needs_work(ref, known.get(ref.uri), options)]

@@ -18,12 +18,12 @@ runner = CliRunner()
 SUMMARY_KEYS = [
     "run_id", "source", "status", "engine",
     "listed", "skipped_unchanged", "analyzed", "faces", "failed", "pruned", "api_calls", "outdated",
-    "elapsed_s",
+    "elapsed_s", "notes",
 ]  # fmt: skip
 RUN_KEYS = [
     "run_id", "source", "engine", "status", "started_at", "ended_at", "host", "pid",
     "listed", "skipped_unchanged", "analyzed", "faces", "failed", "pruned", "api_calls", "outdated",
-    "error",
+    "error", "job_id", "shard",
 ]  # fmt: skip
 
 

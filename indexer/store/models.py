@@ -68,6 +68,10 @@ runs_table = Table(
     #: Images re-analysed because an older model set of the engine had indexed them.
     Column("outdated", Integer, default=0),
     Column("error", Text),
+    #: The job a sharded run belongs to (``index --job-id``, or the scheduler's; migration 0007).
+    Column("job_id", String(255), index=True),
+    #: Which slice of the source the run handled (``I/N``); NULL for a whole-source run.
+    Column("shard", String(32)),
 )
 
 #: One image of a collection, with the fingerprint that makes re-runs incremental.

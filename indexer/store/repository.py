@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -215,7 +215,8 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def begin_run(self, source: str, engine: str) -> int:
+    def begin_run(self, source: str, engine: str, *, job_id: str | None = None, shard: str | None = None) -> int:
+        """Record a new run; ``job_id`` and ``shard`` (``I/N``) name a sharded job's copy."""
         now = utcnow()
         with self.engine.begin() as conn:
             return conn.execute(
@@ -228,6 +229,8 @@ class Store:
                     heartbeat_at=now,
                     host=socket.gethostname(),
                     pid=os.getpid(),
+                    job_id=job_id,
+                    shard=shard,
                     **RunCounters().counters(),
                 )
                 .returning(_runs.id)
@@ -251,6 +254,11 @@ class Store:
         """The last ``limit`` runs, newest first (rows: ``run.id``, ``run.status``, ...)."""
         with self.engine.connect() as conn:
             return list(conn.execute(select(runs_table).order_by(_runs.id.desc()).limit(limit)).all())
+
+    def job_runs(self, job_id: str) -> list[Row[Any]]:
+        """Every run recorded for ``job_id`` (all its shards, re-runs included), oldest first."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(runs_table).where(_runs.job_id == job_id).order_by(_runs.id)).all())
 
     def run(self, run_id: int) -> Row[Any] | None:
         with self.engine.connect() as conn:
@@ -314,14 +322,19 @@ class Store:
                 chunk = uris[start : start + LOOKUP_BATCH]
                 conn.execute(update(images_table).where(_images.uri.in_(chunk)).values(seen_run_id=run_id))
 
-    def prune(self, uri_prefix: str, run_id: int) -> int:
-        """Delete images under ``uri_prefix`` that run ``run_id`` did not see. Faces cascade."""
-        stale = select(_images.id).where(
+    def prune(self, uri_prefix: str, run_id: int, owns: Callable[[str], bool] | None = None) -> int:
+        """Delete images under ``uri_prefix`` that run ``run_id`` did not see. Faces cascade.
+
+        ``owns`` (a shard's :meth:`~indexer.sharding.Shard.owns`) limits it to the URIs it accepts:
+        a shard saw only its own slice, so everything else would look stale. The stale rows are
+        filtered in Python (the hash is not SQL), only their ids and URIs are read.
+        """
+        stale = select(_images.id, _images.uri).where(
             _images.uri.startswith(uri_prefix, autoescape=True),
             (_images.seen_run_id.is_(None)) | (_images.seen_run_id != run_id),
         )
         with self.engine.begin() as conn:
-            ids = list(conn.execute(stale).scalars())
+            ids = [image_id for image_id, uri in conn.execute(stale) if owns is None or owns(uri)]
             for start in range(0, len(ids), LOOKUP_BATCH):
                 chunk = ids[start : start + LOOKUP_BATCH]
                 _queue_deletions(conn, _collection_faces_of(conn, _faces.image_id.in_(chunk)))
