@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
 
-from .core import ByteReader, FaceDetail, ImageRef
+from .core import ByteReader, FaceDetail, ImageRef, face_area, largest_face
 from .errors import ConfigError, FatalError, ImageError, IndexerError, aws_error_info, translate
 
 if TYPE_CHECKING:
@@ -186,16 +186,6 @@ def _no_face(image: CompareImage) -> FatalError:
     return FatalError(f"no face in the {image.label}: CompareFaces needs one face in the source to look for")
 
 
-def _largest(faces: list[FaceDetail]) -> int:
-    """Index of the face with the largest bounding box (CompareFaces' source face)."""
-    return max(range(len(faces)), key=lambda i: _area(faces[i]))
-
-
-def _area(face: FaceDetail) -> float:
-    box = face.get("BoundingBox") or {}
-    return float(box.get("Width", 0.0)) * float(box.get("Height", 0.0))
-
-
 def _source_face(face: FaceDetail) -> dict[str, Any]:
     """CompareFaces' ``SourceImageFace``: the box and the confidence that it is a face."""
     return {"BoundingBox": face["BoundingBox"], "Confidence": face["Confidence"]}
@@ -238,7 +228,7 @@ def _faceless_target_or_error(engine: RekognitionEngine, source: CompareImage, s
         raise _image_failure(source, exc) from None
     if not faces:
         raise _no_face(source)
-    return {"SourceImageFace": _source_face(faces[_largest(faces)]), "FaceMatches": [], "UnmatchedFaces": []}
+    return {"SourceImageFace": _source_face(faces[largest_face(faces)]), "FaceMatches": [], "UnmatchedFaces": []}
 
 
 # -- offline engine ---------------------------------------------------------------------------------
@@ -253,12 +243,12 @@ def _compare_on_local(engine: LocalEngine, source: CompareImage, target: Compare
     source_faces, source_vectors = _analysed(engine, source)
     if not source_faces:
         raise _no_face(source)
-    chosen = _largest(source_faces)
+    chosen = largest_face(source_faces)
     query = source_vectors[chosen]
     if query is None:
         raise FatalError(f"the offline engine could not describe the largest face of the {source.label}")
     target_faces, target_vectors = _analysed(engine, target)
-    order = sorted(range(len(target_faces)), key=lambda i: -_area(target_faces[i]))[:LARGEST_TARGET_FACES]
+    order = sorted(range(len(target_faces)), key=lambda i: -face_area(target_faces[i]))[:LARGEST_TARGET_FACES]
     comparable = [i for i in order if target_vectors[i] is not None]
     scores = dict(zip(comparable, similarity(distances(query, np.stack([target_vectors[i] for i in comparable]))))) if comparable else {}
     matches: list[dict[str, Any]] = []

@@ -14,6 +14,18 @@ from typing import Any, Callable
 #: One face as Rekognition's ``DetectFaces`` returns it with ``Attributes=["ALL"]``.
 FaceDetail = dict[str, Any]
 
+def face_area(face: FaceDetail) -> float:
+    """The share of the image a face's BoundingBox covers (0 when it has none)."""
+    box = face.get("BoundingBox") or {}
+    return float(box.get("Width", 0.0)) * float(box.get("Height", 0.0))
+
+
+def largest_face(faces: list[FaceDetail]) -> int:
+    """The index of the face with the largest BoundingBox: the face Rekognition's CompareFaces and
+    SearchFacesByImage take from a source image, and so ``compare`` and ``search --like`` too."""
+    return max(range(len(faces)), key=lambda i: face_area(faces[i]))
+
+
 #: Appended to an archived, unrestored object's fingerprint: the restore is a change to act on.
 ARCHIVED_MARK = "+archived"
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core import Analysis, ImageRef
+from .core import Analysis, ImageRef, largest_face
 from .engines.local import embedding
 from .errors import FatalError, ImageError, QueryError
 
@@ -184,15 +184,10 @@ def photo_descriptor(photo: Path, *, models_dir: Path | None = None) -> tuple[st
 
 
 def _largest_face(analysis: Analysis, photo: Path) -> int:
-    """The index of the largest face (bounding box area) of the photo's analysis."""
+    """The index of the largest face of the photo's analysis; a photo without one is an error."""
     if not analysis.face_details:
         raise FatalError(f"--like {photo}: no face in the photo")
-
-    def area(i: int) -> float:
-        box = analysis.face_details[i].get("BoundingBox") or {}
-        return float(box.get("Width", 0.0)) * float(box.get("Height", 0.0))
-
-    return max(range(len(analysis.face_details)), key=area)
+    return largest_face(analysis.face_details)
 
 
 def _photo_input(photo: Path) -> tuple[ImageRef, Any]:

@@ -262,9 +262,11 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
     """Images ranked by their best matching face: the weakest confidence among the query's
     attribute terms for that face (detection confidence when the query names none), then URI.
 
-    With face terms and a limit, the page is first looked for among the ``2 * limit`` best
-    scored images (one pass over the matching faces' index, no image row read per match); only
-    when ties or the image terms leave that short is every matching image ranked.
+    With a limit, the face bitsets name the few images that may hold the page (all the matches
+    when few, else those whose confidence levels reach the highest cut-off that ``limit`` images
+    surely pass: :func:`indexer.bitsets.best_image_ids`) and only those are ranked. Without
+    usable bitsets, a query with face terms looks among the ``2 * limit`` best scored images
+    first; only when ties or the image terms leave that short is every matching image ranked.
     """
     source = _faces_source(conn, query) if query.face_terms else _faces
     confidences = match_confidence(query, source)

@@ -32,6 +32,11 @@ def _write(store: Store, uri: str, lefts: list[float], *, vectors=None, collecti
     assert len(written) == 1
 
 
+def _described(store: Store) -> int:
+    """How many stored faces have a descriptor (only :data:`MODEL` is ever written here)."""
+    return sum(len(ids) for ids, _vectors in store.descriptors(MODEL))
+
+
 def _face_ids(store: Store, uri: str) -> list[int]:
     image = store.image(uri)
     assert image is not None
@@ -47,7 +52,7 @@ def test_descriptors_are_stored_beside_their_faces_and_paged(store):
     assert [ids for ids, _ in pages] == [[a1, a2], _face_ids(store, "b.jpg")]
     assert b"".join(data for _, data in pages) == _vector(1) + _vector(2) + _vector(3)
     assert list(store.descriptors("another-model")) == []
-    assert store.descriptor_count() == {MODEL: 3}
+    assert _described(store) == 3
 
 
 def test_reindexing_replaces_descriptors(store):
@@ -55,7 +60,7 @@ def test_reindexing_replaces_descriptors(store):
     _write(store, "a.jpg", [0.2], vectors=[_vector(9)], fingerprint="v2")
     (new,) = _face_ids(store, "a.jpg")
     assert store.descriptor_of(new) == (MODEL, _vector(9))
-    assert store.descriptor_count() == {MODEL: 1}
+    assert _described(store) == 1
 
 
 def test_misaligned_descriptors_record_the_image_as_failed_not_half_written(store):
@@ -66,7 +71,7 @@ def test_misaligned_descriptors_record_the_image_as_failed_not_half_written(stor
     assert written.error is not None and written.error.code == "StoreError"
     image = store.image("bad.jpg")
     assert image is not None and image["status"] == "failed" and image["faces"] == []
-    assert store.descriptor_count() == {MODEL: 1}
+    assert _described(store) == 1
 
 
 def test_collection_faces_map_both_ways(store):
@@ -105,7 +110,7 @@ def test_prune_queues_the_face_ids_of_pruned_images(store):
     store.mark_seen(run, ["s3://b/keep.jpg"])
     assert store.prune("s3://b/", run) == 1
     assert store.queued_deletions() == {"people": ["fid-g1", "fid-g2"]}
-    assert store.descriptor_count() == {}
+    assert _described(store) == 0
     assert store.faces_in_collection("people", ["fid-k", "fid-g1"]).keys() == {"fid-k"}
 
 
@@ -120,5 +125,5 @@ def test_misaligned_face_ids_are_refused(store):
 @pytest.mark.parametrize("count", [0, 1])
 def test_a_face_count_of_zero_or_one_writes_no_stray_rows(store, count):
     _write(store, "a.jpg", [0.1] * count, vectors=[_vector(1)] * count, collection=("people", ["f"] * count))
-    assert store.descriptor_count() == ({MODEL: 1} if count else {})
+    assert _described(store) == count
     assert store.known(["a.jpg"])["a.jpg"].collection == "people"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, Row, delete, func, insert, select, tuple_, update
+from sqlalchemy import Engine, Row, delete, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core import Analysis, CollectionFaces, ImageRef, RunCounters
@@ -484,12 +484,6 @@ class Store:
                 return
             yield [face_id for face_id, _vector in rows], b"".join(bytes(vector) for _face_id, vector in rows)
             after = rows[-1][0]
-
-    def descriptor_count(self) -> dict[str, int]:
-        """How many faces have a descriptor, by model."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(_descriptors.model, func.count()).group_by(_descriptors.model)).all()
-        return {model: int(n) for model, n in rows}
 
     def collection_face(self, face_id: int) -> tuple[str, str] | None:
         """(collection, FaceId) of one stored face, None when it is in no collection."""
