@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import Config, load_config
 from .engines import ENGINE_NAMES
@@ -273,9 +272,7 @@ def shard_config(config: Config, shard: "Shard | None") -> Config:
     total and each shard's adaptive limiter starts at (and climbs back to) its share, tps / N."""
     if shard is None or shard.count == 1:
         return config
-    from dataclasses import replace
-
-    return replace(config, tps=config.tps / shard.count)
+    return config._replace(tps=config.tps / shard.count)
 
 
 def job_report(config: Config, job_id: str) -> dict[str, Any]:
@@ -328,8 +325,6 @@ def compare(
 
     Raises FatalError for a missing or unreadable image and for a source without a face.
     """
-    from dataclasses import replace
-
     from .compare import ROLES, check_threshold, compare_images, open_image
 
     check_threshold(threshold)
@@ -358,7 +353,7 @@ def compare(
     images = opened_images()  # a missing image fails before an engine loads models or opens clients
     # Two images: the offline engine analyses them in this process (a worker pool would only
     # add its start-up); Rekognition is paced and retried by the same caller as ``index``.
-    opened = open_engine(name, replace(config, workers=0, concurrency=1), session=session() if name == "rekognition" else None)
+    opened = open_engine(name, config._replace(workers=0, concurrency=1), session=session() if name == "rekognition" else None)
     try:
         opened.prepare()
         return compare_images(opened, *images, threshold=threshold)
@@ -441,15 +436,14 @@ def open_index(config: Config) -> Store:
     return store
 
 
-@dataclass
-class SearchResult:
+class SearchResult(NamedTuple):
     """A parsed query, what it found, and the warnings a person should see beside it."""
 
     query: "Query"
-    matches: list["ImageMatch"] = field(default_factory=list)
-    images: int = 0
-    faces: int = 0
-    warnings: list[str] = field(default_factory=list)
+    matches: list["ImageMatch"]
+    images: int
+    faces: int
+    warnings: list[str]
     #: With ``--like``: how the faces of that person were found, for ``--explain``.
     like: str | None = None
 
@@ -464,8 +458,7 @@ def _parse(config: Config, text: str, min_confidence: float | None, *, like: str
     return parse(text, threshold)
 
 
-@dataclass
-class _Like:
+class _Like(NamedTuple):
     """``--like`` checked before the index is opened: what it names, and the threshold."""
 
     target: "LikeTarget"
@@ -564,8 +557,7 @@ def count(
         return SearchResult(query, [], images, faces, warnings + found.warnings, _like_note(options, found))
 
 
-@dataclass
-class SheetResult:
+class SheetResult(NamedTuple):
     """A contact sheet written (:func:`contact_sheet`, :func:`image_sheet`): the file, its HTML,
     and what it shows: images, matching faces, images that could not be read (placeholders)."""
 
@@ -575,9 +567,9 @@ class SheetResult:
     faces: int
     unreadable: int
     #: The query as understood (``--explain``'s text and the ``--like`` line); None for ``show``.
-    understood: str | None = None
+    understood: str | None
     #: The warnings the sheet shows (engine coverage, ``--like``), for stderr too.
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def contact_sheet(

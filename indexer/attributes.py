@@ -16,7 +16,8 @@ class that knows how to read its part of a FaceDetail:
 The order of :data:`ATTRIBUTES` is the order of the CSV columns and of the words of a summary.
 Adding an attribute is one entry here and a migration that adds its columns and index. This
 module is on the search path: standard library only, and the entries are plain dataclasses,
-constants compared by identity (frozen ones take twice as long to define at every start).
+constants compared by identity, without generated ``__eq__`` or ``__repr__`` (each generated
+method is compiled at every start; frozen ones take twice as long).
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ def split_words(text: str) -> tuple[str, ...]:
     return tuple(word.strip() for word in text.split(",") if word.strip())
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Attribute:
     """An attribute kept only in the raw FaceDetail (``Landmarks``): no column, no CSV cell, no word."""
 
     key: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.key!r})"  # the entry's fields are long word lists
 
     def columns(self) -> tuple[Column, ...]:
         return ()
@@ -85,7 +89,7 @@ class Attribute:
         return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Number(Attribute):
     """A number at the top of the FaceDetail (``Confidence``, the detection's)."""
 
@@ -105,7 +109,7 @@ class Number(Attribute):
         return {self.column: detail.get(self.key)}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Measured(Attribute):
     """An object of numbers (``Pose``: Roll, Yaw, Pitch), one float column each: ``pose_roll``..."""
 
@@ -132,7 +136,7 @@ class Measured(Attribute):
         return {column: part.get(field) for field, column in self._named()} if self.in_csv else {}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Searchable(Attribute):
     """An attribute queries ask about: the column compared, and the one holding its confidence.
 
@@ -163,7 +167,7 @@ class Searchable(Attribute):
         return (self.column, "image_id", *confidence)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Boolean(Searchable):
     """``{"Value": bool, "Confidence": float}``: a yes/no attribute (``Smile``).
 
@@ -208,7 +212,7 @@ class Boolean(Searchable):
         return self.said[0] if self.shown else self.said[1]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Category(Searchable):
     """``{"Value": "Female", "Confidence": float}``: one of a few values (``Gender``).
 
@@ -276,7 +280,7 @@ class AgeGroup:
     words: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Range(Searchable):
     """``{"Low": 30, "High": 38}`` (``AgeRange``): queries compare its middle, ``<prefix>_mid``."""
 

@@ -10,17 +10,15 @@ not silently fall back to a default.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .engines import ENGINE_NAMES
 from .errors import ConfigError
 from .store.db import default_db_url
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     name: str
     section: str
     type: type
@@ -47,8 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     db_url: str
     engine: str | None
     concurrency: int

@@ -4,12 +4,19 @@ A source lists :class:`ImageRef`\\ s, the planner picks the ones that need work,
 each into an :class:`Analysis` (Rekognition-shaped :data:`FaceDetail`\\ s), the store writes it,
 and :class:`RunCounters` say what the run did. Every stage imports these from here, never from
 the stage before it, so no import runs back up the flow (``tests/test_layering.py``).
+
+The records built once and then only read, here and in the modules a search imports
+(:class:`ImageRef`, :class:`Analysis`, the configuration, a parsed query, the AWS error table's
+rows), are ``NamedTuple``\\ s: as immutable as a frozen dataclass, but a dataclass compiles its
+methods when it is defined, 0.5-1 ms at every start on Python 3.11, and the whole ``indexer
+search`` process has 1.25x the import time of its two libraries to spend (``bench/startup.py``).
+What is mutated (:class:`RunCounters`) or compared by type (the query's terms) stays a dataclass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 #: One face as Rekognition's ``DetectFaces`` returns it with ``Attributes=["ALL"]``.
 FaceDetail = dict[str, Any]
@@ -30,8 +37,7 @@ def largest_face(faces: list[FaceDetail]) -> int:
 ARCHIVED_MARK = "+archived"
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """One image of a collection, as the source lists it (no bytes read yet).
 
     ``fingerprint`` changes whenever the content may have changed: the S3 ETag, or size and
@@ -56,8 +62,7 @@ class ImageRef:
 ByteReader = Callable[[], bytes]
 
 
-@dataclass(frozen=True)
-class FaceDescriptors:
+class FaceDescriptors(NamedTuple):
     """Who each face is, as numbers: one identity vector per FaceDetail of an :class:`Analysis`,
     in the same order. Two faces of the same person have close vectors (the offline engine's
     ``embedding`` module says how close, and maps the distance to a Similarity 0-100).
@@ -70,8 +75,7 @@ class FaceDescriptors:
     vectors: list[bytes]
 
 
-@dataclass(frozen=True)
-class CollectionFaces:
+class CollectionFaces(NamedTuple):
     """Where Rekognition's ``IndexFaces`` put an image's faces: the collection, and each face's
     ``FaceId`` there, one per FaceDetail of the :class:`Analysis`, in the same order (None for a
     face the service detected but did not index)."""
@@ -80,8 +84,7 @@ class CollectionFaces:
     face_ids: list[str | None]
 
 
-@dataclass
-class Analysis:
+class Analysis(NamedTuple):
     """What an engine returns for one image."""
 
     face_details: list[FaceDetail]

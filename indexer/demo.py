@@ -24,7 +24,7 @@ import shlex
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -292,7 +292,7 @@ def run(
         raise FatalError(f"cannot make the demo's folders in {directory}: {exc.strerror or exc}") from None
     samples = fetch_samples(samples_dir(api._models_directory(config)), progress=progress)
     place_photos(samples, photos)
-    demo_config = replace(config, db_url=f"sqlite:///{directory / 'index.db'}", engine="local", collection=None)
+    demo_config = config._replace(db_url=f"sqlite:///{directory / 'index.db'}", engine="local", collection=None)
     summary = api.index(str(photos), config=demo_config, progress=progress, stop=stop)
     result = DemoResult(directory, photos, demo_config.db_url, summary)
     if stop is not None and stop.is_set():

@@ -13,8 +13,7 @@ unknown code is retryable: only codes known to be about the image itself are per
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -113,8 +112,7 @@ class Outcome(enum.Enum):
     PERMANENT = "permanent"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     outcome: Outcome
     #: What failed, as the start of a one-line message ("AWS rejected the credentials").
     headline: str
@@ -260,8 +258,7 @@ UNKNOWN_5XX_RULE = _retry(_SERVER)
 PERMANENT_IMAGE_CODES = frozenset(code for code, rule in ERROR_CODES.items() if rule.outcome is Outcome.PERMANENT)
 
 
-@dataclass(frozen=True)
-class AwsErrorInfo:
+class AwsErrorInfo(NamedTuple):
     code: str
     message: str
     request_id: str | None

@@ -2,7 +2,8 @@
 
 Every statement is built from :mod:`indexer.query`'s compiled SQLAlchemy expressions, so values
 from the query are bound parameters. Search must start fast (a person waits for the whole
-command): this module and what it imports never load boto3, PIL, numpy or the engines.
+command): this module and what it imports never load boto3, PIL, numpy or the engines, and the face
+bitsets (:mod:`indexer.bitsets`) only when a count, a ranking or a rare query reads them.
 
 How a page of results is found (``order="uri"``, the default): matching images are walked in URI
 order through the unique URI index, each one checked with an ``EXISTS`` probe on the faces'
@@ -25,7 +26,6 @@ from typing import Any, Mapping
 
 from sqlalchemy import case, exists, func, literal, select
 
-from . import bitsets
 from .attributes import AGE, BOOLEANS, EMOTION, GENDER, Category, Range, Searchable
 from .output import ORDERS, shown_similarity
 from .query import (
@@ -232,6 +232,8 @@ def _page_by_uri(conn: Any, query: Query, limit: int | None) -> list[tuple[int, 
         # walk on only while the matches seen so far say it will finish the page soon
         needed = (limit - len(rows)) * walked / max(len(rows), 1)
         if walked + needed > URI_SCAN_MAX:
+            from . import bitsets
+
             found = bitsets.image_ids(conn, query, RARE_FACES) if query.face_terms else None
             if found is not None:
                 return rows + _first_by_uri(conn, found, after, limit - len(rows))
@@ -289,6 +291,8 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
         # "no faces": every matching image ranks unscored, so in URI order
         return [(*row, None) for row in _page_by_uri(conn, query, limit)]
     if limit is not None:
+        from . import bitsets
+
         best = bitsets.best_image_ids(conn, query, limit, RARE_FACES)
         if best is not None:  # rank only the images the bitsets say may be best (few, or the top levels')
             ranked = _ranked(conn, query, per_image.where(_in_ids(conn, source.c.image_id, best)), limit, candidates=best)
@@ -305,6 +309,8 @@ def _page_by_confidence(conn: Any, query: Query, limit: int | None) -> list[tupl
 
 def _no_matching_faces(conn: Any, query: Query) -> bool:
     """Whether the bitsets say that no image ``query`` matches has a face."""
+    from . import bitsets
+
     counted = bitsets.count(conn, query)
     return counted is not None and counted[1] == 0
 
@@ -525,6 +531,8 @@ def count(store: Any, query: Query, *, like: Mapping[int, float] | None = None) 
             )
             images, faces = conn.execute(statement).one()
             return int(images), int(faces)
+        from . import bitsets
+
         counted = bitsets.count(conn, query)
         if counted is not None:
             return counted

@@ -351,3 +351,26 @@ def test_query_module_stays_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_word_tables_match_what_their_regex_alternation_would():
+    """The rules' word tables are looked up, not compiled; they must match exactly where the
+    regex ``prefix(?P<group>word|...)`` ending at a token's end would, the longest phrase first."""
+    from indexer import query as q
+
+    table = q._Words("phrase", q._PHRASES)
+    dashed = q._Words("phrase", q._PHRASES, prefix="-")
+    alternation = re.compile(rf"(?P<phrase>{q._one_of(q._PHRASES)})")
+    dashed_alternation = re.compile(rf"-(?P<phrase>{q._one_of(q._PHRASES)})")
+    lines = [f"{phrase} with sunglasses" for phrase in q._PHRASES] + [
+        "group photos of women",  # two tokens, where "group" alone is no phrase
+        "smilingly",  # a phrase's prefix is not the phrase
+        "over 40",
+        "",
+    ]
+    for line in lines:
+        for words, regex, text in ((table, alternation, line), (dashed, dashed_alternation, f"-{line}")):
+            got, want = words.match(text, 0), regex.match(text, 0)
+            assert (got and (got[0], got["phrase"], got.end())) == (want and (want[0], want["phrase"], want.end())), text
+    at = "men " + "group photos"
+    assert table.match(at, 4)["phrase"] == "group photos"

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import Engine, Row, delete, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,8 +62,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
-class KnownImage:
+class KnownImage(NamedTuple):
     """What the index already holds about a URI: enough to decide whether it needs work."""
 
     fingerprint: str
@@ -77,8 +75,7 @@ class KnownImage:
     collection: str | None = None
 
 
-@dataclass
-class ImageOutcome:
+class ImageOutcome(NamedTuple):
     """One image's result, ready to be written: either an analysis or an error."""
 
     ref: ImageRef
