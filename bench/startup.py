@@ -47,25 +47,27 @@ def as_url(db: str) -> str:
     return db if "://" in db else f"sqlite:///{Path(db).resolve()}"
 
 
-def timed(command: list[str]) -> float:
-    """Seconds from start to exit of ``command``; a failure ends the benchmark with its stderr."""
-    started = time.perf_counter()
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as the benchmark's children run; a failure ends the benchmark with its stderr."""
     done = subprocess.run(command, capture_output=True, text=True, cwd=str(ROOT), env=CHILD_ENV)
-    elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:6])}... failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    return elapsed
+    return done
+
+
+def timed(command: list[str]) -> float:
+    """Seconds from start to exit of ``command``."""
+    started = time.perf_counter()
+    run(command)
+    return time.perf_counter() - started
 
 
 def instructions(command: list[str]) -> int:
     """Instructions ``command`` executes from start to exit, counted by callgrind."""
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-        capture_output=True, text=True, cwd=str(ROOT), env=CHILD_ENV,
-    )
+    done = run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command])
     counted = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or counted is None:
-        raise SystemExit(f"valgrind {' '.join(command[:6])}... failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    if counted is None:
+        raise SystemExit(f"valgrind printed no instruction count: {done.stderr.strip()[-400:]}")
     return int(counted.group(1))
 
 
